@@ -1,0 +1,449 @@
+import { type Entity, EXTRACT_MODE } from '../core/entities.js';
+import { PreconditionFailedError, TerminalError } from '../core/errors.js';
+import { integerOf, memberText } from '../core/json-text.js';
+import {
+  connectorFileName,
+  cursorKey,
+  fileStamp,
+  inKey,
+  leaseKey,
+  manifestKey,
+  newRunId,
+  pageKey,
+  parsePageKey,
+  parsePartKey,
+  partKey,
+  processingKey,
+  runIdOf,
+  runPrefix,
+  type StagedPage,
+} from '../core/object-keys.js';
+import { PagePlanner, planParts } from '../core/pagination.js';
+import type { RetryPolicy } from '../core/retry.js';
+import type { Clock, Randomness } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
+import type { RetailApi } from '../ports/retail-api.js';
+import { type Holder, Lease } from './lease.js';
+import { withRetries } from './retry.js';
+
+/** What the connector needs from the warehouse: the largest sale id already loaded (raw or ods). */
+export interface IngestedSales {
+  maxSaleId(): Promise<bigint | undefined>;
+}
+
+export interface ExtractPorts {
+  readonly api: RetailApi;
+  readonly store: ObjectStore;
+  readonly clock: Clock;
+  readonly randomness: Randomness;
+  readonly logger: Logger;
+  readonly holder: Holder;
+  /** Absent where no warehouse is wired (then only the bucket tells what was ingested). */
+  readonly ingested?: IngestedSales | undefined;
+}
+
+export interface ExtractSettings {
+  /** Pages in flight at once. */
+  readonly concurrency: number;
+  readonly pageSize: number;
+  /** Pages are joined into files of at least this many bytes (the last file of a run may be smaller). */
+  readonly targetFileBytes: number;
+  readonly retry: RetryPolicy;
+  readonly leaseTtlMs: number;
+}
+
+export interface ExtractRequest {
+  readonly entity: Entity;
+  /** Sales only: start here instead of after the largest id already ingested. */
+  readonly startSalesId?: bigint | undefined;
+}
+
+export interface RunReport {
+  readonly runId: string;
+  readonly resumed: boolean;
+  readonly startSalesId: string | undefined;
+  /** Pages requested from the API by this invocation (each fetched whole once). */
+  readonly pagesFetched: number;
+  /** Pages a crashed earlier invocation had already made durable, reused here. */
+  readonly pagesReused: number;
+  readonly records: number;
+  /** Files this invocation published into `{entity}/in/`. */
+  readonly files: readonly string[];
+}
+
+export interface ExtractReport {
+  readonly entity: Entity;
+  readonly runs: readonly RunReport[];
+}
+
+/** Written once when a run starts; the run's parameters survive a crash with it. */
+interface Manifest {
+  readonly runId: string;
+  readonly entity: Entity;
+  readonly startedAt: string;
+  readonly fileStamp: string;
+  readonly pageSize: number;
+  readonly startSalesId?: string;
+}
+
+/** Pages before `nextPage` are in files already; `complete` once the last page is. */
+interface Cursor {
+  readonly nextPage: number;
+  readonly complete: boolean;
+  readonly records: number;
+}
+
+/**
+ * The connector: pages through one endpoint of the Retail API into `{entity}/in/`.
+ *
+ * Durability: every page is written to the run's staging area as soon as it arrives, so a run
+ * killed at any moment resumes after its last durable page. Pages are joined into large files
+ * (by bytes) in staging and only then moved into `in/`, so a file in `in/` is always complete
+ * and loading needs few jobs. The cursor is advanced before an assembled file is published and
+ * a staged file names the pages it holds, so no page ends up in two files.
+ */
+export async function extract(
+  request: ExtractRequest,
+  ports: ExtractPorts,
+  settings: ExtractSettings,
+): Promise<ExtractReport> {
+  const { entity } = request;
+  if (request.startSalesId !== undefined && entity !== 'sales') {
+    throw new TerminalError(`--start-sales-id applies to sales only, not ${entity}`);
+  }
+  const logger = ports.logger.child({ entity });
+  const lease = await Lease.acquire({
+    store: ports.store,
+    key: leaseKey(entity),
+    what: `extract of ${entity}`,
+    holder: ports.holder,
+    ttlMs: settings.leaseTtlMs,
+    clock: ports.clock,
+    logger,
+  });
+  try {
+    const runs: RunReport[] = [];
+    const unfinished = await findUnfinishedRun(ports.store, entity);
+    if (unfinished) {
+      logger.log('INFO', 'resuming an unfinished run', { run: unfinished.runId });
+      runs.push(await new Run(unfinished, true, ports, settings, lease, logger).execute());
+    }
+    const explicitStartDiffers =
+      request.startSalesId !== undefined && unfinished?.startSalesId !== request.startSalesId.toString();
+    if (!unfinished || explicitStartDiffers) {
+      const manifest = await startRun(request, ports, settings);
+      runs.push(await new Run(manifest, false, ports, settings, lease, logger).execute());
+    }
+    return { entity, runs };
+  } finally {
+    await lease.release();
+  }
+}
+
+async function findUnfinishedRun(store: ObjectStore, entity: Entity): Promise<Manifest | undefined> {
+  const objects = await store.list(`${entity}/staging/runs/`);
+  const runIds = [...new Set(objects.map((o) => runIdOf(o.key)).filter((id): id is string => !!id))].sort();
+  for (const runId of runIds) {
+    const key = manifestKey(runPrefix(entity, runId));
+    if (objects.some((o) => o.key === key)) {
+      return JSON.parse((await store.read(key)).toString('utf8')) as Manifest;
+    }
+    // A run without its manifest is the tail of a finished run's clean-up: finish it.
+    for (const o of objects) if (runIdOf(o.key) === runId) await store.delete(o.key);
+  }
+  return undefined;
+}
+
+async function startRun(
+  request: ExtractRequest,
+  ports: ExtractPorts,
+  settings: ExtractSettings,
+): Promise<Manifest> {
+  const startedAt = ports.clock.now();
+  const runId = newRunId(startedAt, ports.randomness.uuid());
+  let startSalesId: bigint | undefined;
+  if (EXTRACT_MODE[request.entity] === 'incremental') {
+    startSalesId = request.startSalesId ?? ((await largestSaleIdIngested(ports)) ?? 0n) + 1n;
+  }
+  const manifest: Manifest = {
+    runId,
+    entity: request.entity,
+    startedAt: startedAt.toISOString(),
+    fileStamp: fileStamp(startedAt),
+    pageSize: settings.pageSize,
+    ...(startSalesId !== undefined ? { startSalesId: startSalesId.toString() } : {}),
+  };
+  await ports.store.write(manifestKey(runPrefix(request.entity, runId)), JSON.stringify(manifest), {
+    ifGenerationMatch: '0',
+  });
+  ports.logger.log('INFO', 'run started', {
+    entity: request.entity,
+    run: runId,
+    startSalesId: manifest.startSalesId,
+  });
+  return manifest;
+}
+
+/**
+ * The largest sale id anywhere downstream: in the warehouse (raw or ods), or in a file written
+ * and not loaded yet (`in/`, `processing/`). The next run starts after it.
+ */
+export async function largestSaleIdIngested(
+  ports: Pick<ExtractPorts, 'store' | 'ingested'>,
+): Promise<bigint | undefined> {
+  let max = await ports.ingested?.maxSaleId();
+  const waiting = [
+    ...(await ports.store.list(inKey('sales', ''))),
+    ...(await ports.store.list(processingKey('sales', ''))),
+  ];
+  for (const object of waiting) {
+    const fileMax = await largestIdInFile(ports.store, object.key);
+    if (fileMax !== undefined && (max === undefined || fileMax > max)) max = fileMax;
+  }
+  return max;
+}
+
+async function largestIdInFile(store: ObjectStore, key: string): Promise<bigint | undefined> {
+  let max: bigint | undefined;
+  let carry = '';
+  const consider = (line: string): void => {
+    if (!line.trim()) return;
+    let id: bigint | undefined;
+    try {
+      id = integerOf(memberText(line, 'id'));
+    } catch {
+      return; // not a JSON object: the loader will reject this file, its ids do not count
+    }
+    if (id !== undefined && (max === undefined || id > max)) max = id;
+  };
+  for await (const chunk of store.readStream(key)) {
+    const lines = (carry + chunk.toString('utf8')).split('\n');
+    carry = lines.pop() ?? '';
+    for (const line of lines) consider(line);
+  }
+  consider(carry);
+  return max;
+}
+
+class Run {
+  private readonly prefix: string;
+  private readonly logger: Logger;
+  private readonly pageObjects = new Map<number, ObjectInfo>();
+  private cursor: Cursor = { nextPage: 1, complete: false, records: 0 };
+  private pagesFetched = 0;
+  private pagesReused = 0;
+  private readonly files: string[] = [];
+
+  constructor(
+    private readonly manifest: Manifest,
+    private readonly resumed: boolean,
+    private readonly ports: ExtractPorts,
+    private readonly settings: ExtractSettings,
+    private readonly lease: Lease,
+    logger: Logger,
+  ) {
+    this.prefix = runPrefix(manifest.entity, manifest.runId);
+    this.logger = logger.child({ run: manifest.runId });
+  }
+
+  async execute(): Promise<RunReport> {
+    const staged = await this.recover();
+    if (!this.cursor.complete) await this.fetchAll(staged);
+    await this.cleanUp();
+    const report: RunReport = {
+      runId: this.manifest.runId,
+      resumed: this.resumed,
+      startSalesId: this.manifest.startSalesId,
+      pagesFetched: this.pagesFetched,
+      pagesReused: this.pagesReused,
+      records: this.cursor.records,
+      files: this.files,
+    };
+    this.logger.log('INFO', 'run finished', { ...report });
+    return report;
+  }
+
+  /** Rebuilds the run's state from its staging area; publishes files a crash left unpublished. */
+  private async recover(): Promise<StagedPage[]> {
+    const store = this.ports.store;
+    const objects = await store.list(this.prefix);
+    const cursorObject = objects.find((o) => o.key === cursorKey(this.prefix));
+    if (cursorObject)
+      this.cursor = JSON.parse((await store.read(cursorObject.key)).toString('utf8')) as Cursor;
+    for (const o of objects) {
+      const part = parsePartKey(o.key);
+      if (!part) continue;
+      // Assembled, maybe not recorded in the cursor yet: its pages are in it, never fetch them again.
+      if (part.last + 1 > this.cursor.nextPage) {
+        this.cursor = {
+          ...this.cursor,
+          nextPage: part.last + 1,
+          records: this.cursor.records + part.records,
+        };
+        await this.writeCursor();
+      }
+      await this.publish(o.key, part.fileName);
+    }
+    const staged: StagedPage[] = [];
+    for (const o of objects) {
+      const page = parsePageKey(o.key);
+      if (!page) continue;
+      if (page.page < this.cursor.nextPage) await store.delete(o.key);
+      else {
+        staged.push(page);
+        this.pageObjects.set(page.page, o);
+      }
+    }
+    this.pagesReused = staged.length;
+    return staged;
+  }
+
+  private async fetchAll(staged: StagedPage[]): Promise<void> {
+    const planner = new PagePlanner({
+      firstPage: this.cursor.nextPage,
+      pageSize: this.manifest.pageSize,
+      staged,
+    });
+    const pageCounts = new Map(staged.map((p) => [p.page, p.count]));
+    let failure: unknown;
+    let assembly: Promise<void> = this.assemble(planner, pageCounts).catch((error: unknown) => {
+      failure ??= error;
+    });
+    const inFlight = new Set<Promise<void>>();
+
+    const fetchOne = async (page: number): Promise<void> => {
+      const result = await withRetries(
+        `GET /${this.manifest.entity} page ${page}`,
+        () =>
+          this.ports.api.fetchPage({
+            entity: this.manifest.entity,
+            page,
+            pageSize: this.manifest.pageSize,
+            startSalesId:
+              this.manifest.startSalesId === undefined ? undefined : BigInt(this.manifest.startSalesId),
+          }),
+        {
+          policy: this.settings.retry,
+          clock: this.ports.clock,
+          randomness: this.ports.randomness,
+          logger: this.logger,
+        },
+      );
+      this.pagesFetched++;
+      const last = planner.last;
+      if (last !== undefined && page > last) {
+        planner.done(page, result.records.length, result.totalPages);
+        return; // a probe past the end: nothing of this run
+      }
+      this.lease.assertHeld();
+      const body = result.records.length ? `${result.records.join('\n')}\n` : '';
+      const staged = { page, count: result.records.length, totalPages: result.totalPages };
+      const info = await this.ports.store.write(pageKey(this.prefix, staged), body);
+      this.pageObjects.set(page, info);
+      pageCounts.set(page, staged.count);
+      planner.done(page, staged.count, staged.totalPages);
+      assembly = assembly
+        .then(() => (failure === undefined ? this.assemble(planner, pageCounts) : undefined))
+        .catch((error: unknown) => {
+          failure ??= error;
+        });
+    };
+
+    for (;;) {
+      while (failure === undefined && inFlight.size < this.settings.concurrency) {
+        const page = planner.next();
+        if (page === undefined) break;
+        const task: Promise<void> = fetchOne(page).then(
+          () => {
+            inFlight.delete(task);
+          },
+          (error: unknown) => {
+            inFlight.delete(task);
+            failure ??= error;
+          },
+        );
+        inFlight.add(task);
+      }
+      if (inFlight.size === 0) break;
+      await Promise.race(inFlight);
+    }
+    // Pages already received are staged; let the assembler settle before reporting a failure.
+    await assembly;
+    if (failure !== undefined) throw failure;
+    if (!planner.complete) throw new TerminalError('the run stopped before reaching the last page');
+    if (!this.cursor.complete)
+      throw new TerminalError('the run reached the last page but did not finish assembling');
+  }
+
+  /** Joins contiguous pages into files, writes the cursor, then publishes. */
+  private async assemble(planner: PagePlanner, pageCounts: Map<number, number>): Promise<void> {
+    const received = [...this.pageObjects.entries()]
+      .filter(([page]) => page >= this.cursor.nextPage)
+      .map(([page, info]) => ({ page, bytes: info.size }));
+    const ranges = planParts({
+      frontier: this.cursor.nextPage,
+      pages: received,
+      targetBytes: this.settings.targetFileBytes,
+      lastPage: planner.last,
+    });
+    for (const range of ranges) {
+      this.lease.assertHeld();
+      const pages: ObjectInfo[] = [];
+      let records = 0;
+      for (let p = range.first; p <= range.last; p++) {
+        const info = this.pageObjects.get(p);
+        if (info) pages.push(info);
+        records += pageCounts.get(p) ?? 0;
+      }
+      const sources = pages.filter((o) => o.size > 0).map((o) => o.key);
+      let part: { key: string; fileName: string } | undefined;
+      if (sources.length > 0) {
+        const fileName = connectorFileName(
+          this.manifest.entity,
+          this.manifest.fileStamp,
+          this.ports.randomness.uuid(),
+        );
+        const key = partKey(this.prefix, { first: range.first, last: range.last, records, fileName });
+        await this.ports.store.compose(sources, key);
+        part = { key, fileName };
+      }
+      this.cursor = {
+        nextPage: range.last + 1,
+        complete: range.last === planner.last,
+        records: this.cursor.records + records,
+      };
+      await this.writeCursor();
+      for (const o of pages) {
+        await this.ports.store.delete(o.key);
+        this.pageObjects.delete(Number(parsePageKey(o.key)?.page));
+      }
+      if (part) await this.publish(part.key, part.fileName);
+    }
+  }
+
+  private async writeCursor(): Promise<void> {
+    await this.ports.store.write(cursorKey(this.prefix), JSON.stringify(this.cursor));
+  }
+
+  /** Moves an assembled file into `in/`; a destination that exists means an earlier try did it. */
+  private async publish(stagedKey: string, fileName: string): Promise<void> {
+    const destination = inKey(this.manifest.entity, fileName);
+    try {
+      await this.ports.store.move(stagedKey, destination, { ifDestinationAbsent: true });
+    } catch (error) {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+      await this.ports.store.delete(stagedKey);
+    }
+    this.files.push(destination);
+    this.logger.log('INFO', 'file published', { object: destination });
+  }
+
+  /** Removes the staging area; the manifest goes last, so a crash here is finished next time. */
+  private async cleanUp(): Promise<void> {
+    const objects = await this.ports.store.list(this.prefix);
+    const manifest = manifestKey(this.prefix);
+    for (const o of objects) if (o.key !== manifest) await this.ports.store.delete(o.key);
+    await this.ports.store.delete(manifest);
+  }
+}

@@ -1,0 +1,36 @@
+import { describeError, PipelineError, RetriesExhaustedError, TransientError } from '../core/errors.js';
+import { backoffDelayMs, type RetryPolicy, shouldRetry } from '../core/retry.js';
+import type { Clock, Randomness } from '../ports/clock.js';
+import type { Logger } from '../ports/logger.js';
+
+/**
+ * Runs `operation` until it succeeds, a terminal error occurs, or the policy's tries are used up.
+ * Only errors that say they are retryable are retried.
+ */
+export async function withRetries<T>(
+  what: string,
+  operation: () => Promise<T>,
+  deps: { policy: RetryPolicy; clock: Clock; randomness: Randomness; logger: Logger },
+): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation();
+    } catch (error) {
+      const retryable = error instanceof PipelineError && error.retryable;
+      if (!shouldRetry(deps.policy, attempt, retryable)) {
+        if (!retryable) throw error;
+        throw new RetriesExhaustedError(`${what} failed after ${attempt} tries: ${describeError(error)}`, {
+          cause: error,
+        });
+      }
+      const retryAfterMs = error instanceof TransientError ? error.retryAfterMs : undefined;
+      const delayMs = backoffDelayMs(deps.policy, attempt, deps.randomness.random(), retryAfterMs);
+      deps.logger.log('WARNING', `${what} will be retried`, {
+        attempt,
+        delayMs,
+        reason: describeError(error),
+      });
+      await deps.clock.sleep(delayMs);
+    }
+  }
+}

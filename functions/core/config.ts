@@ -1,0 +1,314 @@
+import { type ParseArgsConfig, parseArgs } from 'node:util';
+import { ENTITIES, type Entity, isEntity } from './entities.js';
+import { ConfigError, UsageError } from './errors.js';
+import { MAX_PAGE_SIZE } from './pagination.js';
+import { DEFAULT_RETRY_POLICY, type RetryPolicy } from './retry.js';
+import { Secret } from './secret.js';
+
+/**
+ * The command line and environment, parsed in one place into frozen typed values. Nothing else
+ * reads process.env. A missing or malformed value is a ConfigError or UsageError naming it.
+ */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export const COMMANDS = ['extract', 'sandbox', 'demo', 'help'] as const;
+export type Command = (typeof COMMANDS)[number];
+
+export interface ConnectorSettings {
+  readonly concurrency: number;
+  readonly pageSize: number;
+  readonly targetFileBytes: number;
+  readonly requestTimeoutMs: number;
+  readonly retry: RetryPolicy;
+  readonly leaseTtlMs: number;
+}
+
+export interface ApiSettings {
+  readonly apiUrl: string;
+  readonly apiKey: Secret;
+}
+
+export interface ExtractConfig {
+  readonly command: 'extract';
+  readonly entity: Entity;
+  readonly startSalesId: bigint | undefined;
+  readonly home: string;
+  readonly api: ApiSettings;
+  readonly connector: ConnectorSettings;
+  readonly logFormat: 'json' | 'text' | undefined;
+}
+
+export interface SandboxConfig {
+  readonly command: 'sandbox';
+  readonly port: number;
+  readonly apiKey: Secret;
+  readonly seed: number;
+  readonly sales: number;
+  readonly products: number;
+  readonly customers: number;
+  readonly faultRate: number;
+}
+
+export interface DemoConfig {
+  readonly command: 'demo';
+  readonly home: string;
+  readonly connector: ConnectorSettings;
+  readonly logFormat: 'json' | 'text' | undefined;
+}
+
+export interface HelpConfig {
+  readonly command: 'help';
+  readonly topic: string | undefined;
+}
+
+export type CliConfig = ExtractConfig | SandboxConfig | DemoConfig | HelpConfig;
+
+export const DEFAULT_HOME = './.pipeline';
+export const DEFAULT_SANDBOX_KEY = 'sandbox-key';
+
+const CONNECTOR_OPTIONS = {
+  concurrency: { type: 'string' },
+  'page-size': { type: 'string' },
+  'file-bytes': { type: 'string' },
+  'timeout-ms': { type: 'string' },
+  'max-attempts': { type: 'string' },
+  home: { type: 'string' },
+  'log-format': { type: 'string' },
+} as const;
+
+const API_OPTIONS = {
+  'api-url': { type: 'string' },
+  'api-key': { type: 'string' },
+} as const;
+
+export const USAGE = `Usage: retail-pipeline <command> [options]
+
+Commands:
+  extract --entity sales|products|customers [--start-sales-id N]
+          [--api-url URL] [--api-key KEY] [--home DIR]
+          the connector alone (what the Cloud Run Job runs): files into {entity}/in/
+  sandbox [--port N] [--api-key KEY] [--seed N] [--sales N] [--products N] [--customers N] [--fault-rate F]
+          serve the built-in Retail API simulator
+  demo    [--home DIR]
+          start the sandbox in-process and extract every entity from it (what \`npm start\` runs)
+  help    [command]
+
+Connector tuning (extract, demo): --concurrency N (4), --page-size N (250), --file-bytes SIZE (128MiB),
+  --timeout-ms N (30000), --max-attempts N (8), --log-format json|text
+
+Environment: RETAIL_API_URL, RETAIL_API_KEY, PIPELINE_HOME (default ./.pipeline), LOG_FORMAT,
+  CONNECTOR_CONCURRENCY, CONNECTOR_PAGE_SIZE, CONNECTOR_FILE_BYTES, RETAIL_API_TIMEOUT_MS
+
+Exit codes: 0 done, 2 usage or configuration error, 1 any other failure.`;
+
+export function parseCli(argv: readonly string[], env: Env): CliConfig {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    return Object.freeze({ command: 'help', topic: rest[0] });
+  }
+  if (!(COMMANDS as readonly string[]).includes(command)) {
+    throw new UsageError(`unknown command "${command}"; expected one of ${COMMANDS.join(', ')}`);
+  }
+  switch (command as Command) {
+    case 'extract':
+      return parseExtract(rest, env);
+    case 'sandbox':
+      return parseSandbox(rest, env);
+    case 'demo':
+      return parseDemo(rest, env);
+    default:
+      return Object.freeze({ command: 'help', topic: undefined });
+  }
+}
+
+function parse(command: string, args: readonly string[], options: NonNullable<ParseArgsConfig['options']>) {
+  if (args.includes('--help') || args.includes('-h')) return undefined;
+  try {
+    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as Record<
+      string,
+      string | boolean | undefined
+    >;
+  } catch (error) {
+    const message =
+      (error as Error).message.split('\n')[0]?.replace(/\. To specify.*$/, '') ?? 'invalid arguments';
+    throw new UsageError(`${command}: ${message}`);
+  }
+}
+
+function parseExtract(args: readonly string[], env: Env): CliConfig {
+  const values = parse('extract', args, {
+    entity: { type: 'string' },
+    'start-sales-id': { type: 'string' },
+    ...API_OPTIONS,
+    ...CONNECTOR_OPTIONS,
+  });
+  if (!values) return { command: 'help', topic: 'extract' };
+  const entity = str(values.entity);
+  if (entity === undefined) throw new UsageError(`extract: --entity is required (${ENTITIES.join(', ')})`);
+  if (!isEntity(entity))
+    throw new UsageError(`extract: --entity must be one of ${ENTITIES.join(', ')}, not "${entity}"`);
+  const start = str(values['start-sales-id']);
+  let startSalesId: bigint | undefined;
+  if (start !== undefined) {
+    if (!/^\d{1,30}$/.test(start) || BigInt(start) < 1n) {
+      throw new UsageError(`extract: --start-sales-id must be a positive integer, not "${start}"`);
+    }
+    if (entity !== 'sales') throw new UsageError('extract: --start-sales-id applies to --entity sales only');
+    startSalesId = BigInt(start);
+  }
+  return Object.freeze({
+    command: 'extract',
+    entity,
+    startSalesId,
+    home: home(values, env),
+    api: apiSettings(values, env),
+    connector: connectorSettings(values, env),
+    logFormat: logFormat(values, env),
+  });
+}
+
+function parseSandbox(args: readonly string[], env: Env): CliConfig {
+  const values = parse('sandbox', args, {
+    port: { type: 'string' },
+    'api-key': { type: 'string' },
+    seed: { type: 'string' },
+    sales: { type: 'string' },
+    products: { type: 'string' },
+    customers: { type: 'string' },
+    'fault-rate': { type: 'string' },
+  });
+  if (!values) return { command: 'help', topic: 'sandbox' };
+  const faultRate = Number(str(values['fault-rate']) ?? '0');
+  if (!Number.isFinite(faultRate) || faultRate < 0 || faultRate > 1) {
+    throw new UsageError(
+      `sandbox: --fault-rate must be a number from 0 to 1, not "${str(values['fault-rate'])}"`,
+    );
+  }
+  return Object.freeze({
+    command: 'sandbox',
+    port: integer('--port', str(values.port), 8080, 0, 65535),
+    apiKey: new Secret(str(values['api-key']) ?? env.RETAIL_API_KEY ?? DEFAULT_SANDBOX_KEY),
+    seed: integer('--seed', str(values.seed), 1, 0, 2 ** 32 - 1),
+    sales: integer('--sales', str(values.sales), 5000, 0, 10_000_000),
+    products: integer('--products', str(values.products), 500, 0, 1_000_000),
+    customers: integer('--customers', str(values.customers), 1000, 0, 1_000_000),
+    faultRate,
+  });
+}
+
+function parseDemo(args: readonly string[], env: Env): CliConfig {
+  const values = parse('demo', args, CONNECTOR_OPTIONS);
+  if (!values) return { command: 'help', topic: 'demo' };
+  return Object.freeze({
+    command: 'demo',
+    home: home(values, env),
+    connector: connectorSettings(values, env),
+    logFormat: logFormat(values, env),
+  });
+}
+
+const str = (value: string | boolean | undefined): string | undefined =>
+  typeof value === 'string' ? value : undefined;
+
+function home(values: Record<string, string | boolean | undefined>, env: Env): string {
+  return str(values.home) ?? env.PIPELINE_HOME ?? DEFAULT_HOME;
+}
+
+function logFormat(
+  values: Record<string, string | boolean | undefined>,
+  env: Env,
+): 'json' | 'text' | undefined {
+  const format = str(values['log-format']) ?? env.LOG_FORMAT;
+  if (format === undefined) return undefined;
+  if (format !== 'json' && format !== 'text')
+    throw new UsageError(`--log-format must be json or text, not "${format}"`);
+  return format;
+}
+
+function apiSettings(values: Record<string, string | boolean | undefined>, env: Env): ApiSettings {
+  const apiUrl = str(values['api-url']) ?? env.RETAIL_API_URL;
+  if (!apiUrl) throw new ConfigError('missing Retail API URL: pass --api-url or set RETAIL_API_URL');
+  let parsed: URL;
+  try {
+    parsed = new URL(apiUrl);
+  } catch {
+    throw new ConfigError(`the Retail API URL is not a URL: "${apiUrl}"`);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
+    throw new ConfigError(`the Retail API URL must be http or https: "${apiUrl}"`);
+  }
+  if (parsed.username || parsed.password)
+    throw new ConfigError('the Retail API URL must not carry credentials');
+  const apiKey = str(values['api-key']) ?? env.RETAIL_API_KEY;
+  if (!apiKey) throw new ConfigError('missing Retail API key: pass --api-key or set RETAIL_API_KEY');
+  return Object.freeze({ apiUrl, apiKey: new Secret(apiKey) });
+}
+
+export function connectorSettings(
+  values: Record<string, string | boolean | undefined>,
+  env: Env,
+): ConnectorSettings {
+  const maxAttempts = integer(
+    '--max-attempts',
+    str(values['max-attempts']) ?? env.CONNECTOR_MAX_ATTEMPTS,
+    8,
+    1,
+    100,
+  );
+  return Object.freeze({
+    concurrency: integer('--concurrency', str(values.concurrency) ?? env.CONNECTOR_CONCURRENCY, 4, 1, 64),
+    pageSize: integer(
+      '--page-size',
+      str(values['page-size']) ?? env.CONNECTOR_PAGE_SIZE,
+      MAX_PAGE_SIZE,
+      1,
+      MAX_PAGE_SIZE,
+    ),
+    targetFileBytes: byteSize(
+      '--file-bytes',
+      str(values['file-bytes']) ?? env.CONNECTOR_FILE_BYTES,
+      128 * 2 ** 20,
+    ),
+    requestTimeoutMs: integer(
+      '--timeout-ms',
+      str(values['timeout-ms']) ?? env.RETAIL_API_TIMEOUT_MS,
+      30_000,
+      100,
+      600_000,
+    ),
+    retry: Object.freeze({ ...DEFAULT_RETRY_POLICY, maxAttempts }),
+    leaseTtlMs: 5 * 60_000,
+  });
+}
+
+function integer(name: string, raw: string | undefined, fallback: number, min: number, max: number): number {
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  if (!/^\d+$/.test(raw.trim()) || value < min || value > max) {
+    throw new UsageError(`${name} must be an integer from ${min} to ${max}, not "${raw}"`);
+  }
+  return value;
+}
+
+const UNITS: Record<string, number> = {
+  '': 1,
+  b: 1,
+  kb: 1e3,
+  mb: 1e6,
+  gb: 1e9,
+  kib: 2 ** 10,
+  mib: 2 ** 20,
+  gib: 2 ** 30,
+};
+
+/** `1048576`, `512KiB`, `64MiB`, `1GB`. */
+export function byteSize(name: string, raw: string | undefined, fallback: number): number {
+  if (raw === undefined) return fallback;
+  const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]i?b|b)?\s*$/i.exec(raw);
+  const unit = UNITS[(m?.[2] ?? '').toLowerCase()];
+  const value = m && unit ? Math.floor(Number(m[1]) * unit) : Number.NaN;
+  if (!Number.isFinite(value) || value < 1) {
+    throw new UsageError(`${name} must be a size such as 1048576, 512KiB or 64MiB, not "${raw}"`);
+  }
+  return value;
+}

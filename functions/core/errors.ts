@@ -1,0 +1,64 @@
+/**
+ * Every failure the pipeline can name. `retryable` tells callers whether trying again can help:
+ * the connector retries transient API faults, Eventarc redelivers when the loader throws a
+ * transient error, and the CLI maps the class to an exit code.
+ */
+export abstract class PipelineError extends Error {
+  abstract readonly retryable: boolean;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Trying again later may succeed (429, 5xx, network reset, truncated body, timeout). */
+export class TransientError extends PipelineError {
+  readonly retryable = true;
+  /** How long the other side asked us to wait (Retry-After), when it said. */
+  readonly retryAfterMs: number | undefined;
+  constructor(message: string, options?: { cause?: unknown; retryAfterMs?: number | undefined }) {
+    super(message, options);
+    this.retryAfterMs = options?.retryAfterMs;
+  }
+}
+
+/** Trying again cannot help (401, 400, a malformed file, a bug). */
+export class TerminalError extends PipelineError {
+  readonly retryable = false;
+}
+
+/** A required setting is missing or malformed; the message names it. Exit code 2. */
+export class ConfigError extends TerminalError {}
+
+/** The command line is wrong. Exit code 2. */
+export class UsageError extends TerminalError {}
+
+/** An object-store write or move lost a precondition race (object exists / generation moved on). */
+export class PreconditionFailedError extends PipelineError {
+  readonly retryable = false;
+}
+
+/** Another process holds the lease this work needs. */
+export class LeaseHeldError extends TerminalError {}
+
+/** The retries of one request are exhausted; carries the last transient cause. */
+export class RetriesExhaustedError extends TerminalError {}
+
+export function isRetryable(error: unknown): boolean {
+  return error instanceof PipelineError ? error.retryable : false;
+}
+
+/** One line, for people: the message of the error and of its causes, never a stack. */
+export function describeError(error: unknown): string {
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && current !== null && depth < 4; depth++) {
+    const text = current instanceof Error ? current.message : String(current);
+    if (text && !parts.some((p) => p.includes(text))) parts.push(text);
+    current = current instanceof Error ? current.cause : undefined;
+  }
+  return parts.join(': ').replace(/\s*\n\s*/g, ' ');
+}
+
+/** The object named does not exist (any more). */
+export class ObjectNotFoundError extends TerminalError {}

@@ -1,0 +1,123 @@
+import { type Entity, isEntity } from './entities.js';
+import { compactTimestamp, dayStamp, fileStamp, hourPath } from './time.js';
+
+/**
+ * Every object name the pipeline reads or writes, in one place. See DATA_CONTRACT.md for the
+ * bucket layout; `{entity}/staging/` is the connector's own area (never loaded, never in `in/`).
+ */
+export const OBJECT_STATES = ['in', 'processing', 'archive', 'failed', 'staging'] as const;
+export type ObjectState = (typeof OBJECT_STATES)[number];
+
+export function connectorFileName(entity: Entity, stamp: string, uuid: string): string {
+  return `${entity}_${stamp}_${uuid}.json`;
+}
+
+export function inKey(entity: Entity, name: string): string {
+  return `${entity}/in/${name}`;
+}
+
+export function processingKey(entity: Entity, name: string): string {
+  return `${entity}/processing/${name}`;
+}
+
+export function archiveKey(entity: Entity, name: string, at: Date): string {
+  return `${entity}/archive/${dayStamp(at)}/${name}`;
+}
+
+export function failedKey(entity: Entity, name: string, at: Date): string {
+  return `${entity}/failed/${hourPath(at)}/${name}`;
+}
+
+export function errorSidecarKey(failedObjectKey: string): string {
+  return `${failedObjectKey}.error.json`;
+}
+
+export interface ParsedKey {
+  readonly entity: Entity;
+  readonly state: ObjectState;
+  /** The object's base name (after the last `/`). */
+  readonly name: string;
+}
+
+/** Reads an object name back; `undefined` for anything outside the layout. */
+export function parseObjectKey(key: string): ParsedKey | undefined {
+  const [entity, state, ...rest] = key.split('/');
+  const name = rest.at(-1);
+  if (!entity || !state || !name || !isEntity(entity)) return undefined;
+  if (!(OBJECT_STATES as readonly string[]).includes(state)) return undefined;
+  return { entity, state: state as ObjectState, name };
+}
+
+/** True only for objects that should be loaded: a `.json` file directly in `{entity}/in/`. */
+export function isLoadable(key: string): boolean {
+  const parts = key.split('/');
+  return (
+    parts.length === 3 && parts[1] === 'in' && isEntity(parts[0] ?? '') && /\.json$/i.test(parts[2] ?? '')
+  );
+}
+
+// ---- the connector's staging area -------------------------------------------------------------
+
+export function stagingPrefix(entity: Entity): string {
+  return `${entity}/staging/`;
+}
+
+export function leaseKey(entity: Entity): string {
+  return `${entity}/staging/lease.json`;
+}
+
+export function newRunId(at: Date, uuid: string): string {
+  return `${compactTimestamp(at)}-${uuid.slice(0, 8)}`;
+}
+
+export function runPrefix(entity: Entity, runId: string): string {
+  return `${entity}/staging/runs/${runId}/`;
+}
+
+/** The run id of any key under `{entity}/staging/runs/`. */
+export function runIdOf(key: string): string | undefined {
+  return /^[a-z]+\/staging\/runs\/([^/]+)\//.exec(key)?.[1];
+}
+
+export const manifestKey = (prefix: string): string => `${prefix}run.json`;
+export const cursorKey = (prefix: string): string => `${prefix}cursor.json`;
+
+const PAGE_RE = /\/pages\/(\d{8})_(\d+)_(\d+)\.ndjson$/;
+const PART_RE = /\/parts\/(\d{8})-(\d{8})_(\d+)__([^/]+)$/;
+
+export interface StagedPage {
+  readonly page: number;
+  readonly count: number;
+  readonly totalPages: number;
+}
+
+/** A fetched page; its record count and the total pages the API announced live in its name. */
+export function pageKey(prefix: string, p: StagedPage): string {
+  return `${prefix}pages/${String(p.page).padStart(8, '0')}_${p.count}_${p.totalPages}.ndjson`;
+}
+
+export function parsePageKey(key: string): StagedPage | undefined {
+  const m = PAGE_RE.exec(key);
+  return m ? { page: Number(m[1]), count: Number(m[2]), totalPages: Number(m[3]) } : undefined;
+}
+
+export interface StagedPart {
+  readonly first: number;
+  readonly last: number;
+  readonly records: number;
+  readonly fileName: string;
+}
+
+/** An assembled file waiting to be published; the pages it covers are in its name. */
+export function partKey(prefix: string, p: StagedPart): string {
+  return `${prefix}parts/${String(p.first).padStart(8, '0')}-${String(p.last).padStart(8, '0')}_${p.records}__${p.fileName}`;
+}
+
+export function parsePartKey(key: string): StagedPart | undefined {
+  const m = PART_RE.exec(key);
+  return m?.[4]
+    ? { first: Number(m[1]), last: Number(m[2]), records: Number(m[3]), fileName: m[4] }
+    : undefined;
+}
+
+export { fileStamp };

@@ -1,0 +1,40 @@
+/** An object in the bucket (GCS) or the bucket folder (local). */
+export interface ObjectInfo {
+  readonly key: string;
+  readonly size: number;
+  /** Changes whenever the object is written anew; a move keeps the content, not always the generation. */
+  readonly generation: string;
+  readonly updated: Date;
+}
+
+export interface WriteOptions {
+  /** `'0'`: only if the object does not exist yet; otherwise only if this is its generation. */
+  readonly ifGenerationMatch?: string;
+}
+
+export interface MoveOptions {
+  readonly ifSourceGenerationMatch?: string;
+  /** Fail with PreconditionFailedError instead of replacing an existing destination. */
+  readonly ifDestinationAbsent?: boolean;
+}
+
+/**
+ * The bucket. Every write is atomic: readers see the old object, the whole new one, or nothing.
+ * Precondition failures throw PreconditionFailedError; a missing object on read/move throws
+ * ObjectNotFoundError.
+ */
+export interface ObjectStore {
+  /** Human-readable location, e.g. `gs://bucket` or a folder path. */
+  readonly location: string;
+  read(key: string): Promise<Buffer>;
+  readStream(key: string): AsyncIterable<Buffer>;
+  write(key: string, data: string | Uint8Array, options?: WriteOptions): Promise<ObjectInfo>;
+  stat(key: string): Promise<ObjectInfo | undefined>;
+  /** Every object whose key starts with `prefix`, at any depth, sorted by key. */
+  list(prefix: string): Promise<ObjectInfo[]>;
+  /** Deletes; a missing object is not an error. */
+  delete(key: string, options?: { ifGenerationMatch?: string }): Promise<void>;
+  /** Concatenates the sources, in order, into `destination` (GCS compose). */
+  compose(sources: readonly string[], destination: string): Promise<ObjectInfo>;
+  move(source: string, destination: string, options?: MoveOptions): Promise<ObjectInfo>;
+}
