@@ -433,17 +433,28 @@ class Run {
       await this.ports.store.move(stagedKey, destination, { ifDestinationAbsent: true });
     } catch (error) {
       if (!(error instanceof PreconditionFailedError)) throw error;
+      // Published by a try that crashed before removing its staged copy, unless names collide.
+      const [staged, published] = await Promise.all([
+        this.ports.store.stat(stagedKey),
+        this.ports.store.stat(destination),
+      ]);
+      if (staged && published && staged.size !== published.size) {
+        throw new TerminalError(`${destination} exists with other content; ${stagedKey} was left in place`);
+      }
       await this.ports.store.delete(stagedKey);
     }
     this.files.push(destination);
     this.logger.log('INFO', 'file published', { object: destination });
   }
 
-  /** Removes the staging area; the manifest goes last, so a crash here is finished next time. */
+  /**
+   * Removes the staging area. The manifest goes first: from then on the run counts as finished,
+   * and whatever a crash leaves behind is swept by the next run (see findUnfinishedRun).
+   */
   private async cleanUp(): Promise<void> {
     const objects = await this.ports.store.list(this.prefix);
     const manifest = manifestKey(this.prefix);
-    for (const o of objects) if (o.key !== manifest) await this.ports.store.delete(o.key);
     await this.ports.store.delete(manifest);
+    for (const o of objects) if (o.key !== manifest) await this.ports.store.delete(o.key);
   }
 }

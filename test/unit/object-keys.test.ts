@@ -1,0 +1,67 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import {
+  archiveKey,
+  connectorFileName,
+  failedKey,
+  isLoadable,
+  pageKey,
+  parseObjectKey,
+  parsePageKey,
+  parsePartKey,
+  partKey,
+  runIdOf,
+  runPrefix,
+} from '../../functions/core/object-keys.js';
+import { fileStamp } from '../../functions/core/time.js';
+
+describe('object keys', () => {
+  const at = new Date('2025-07-19T09:05:59.999Z');
+
+  test('connector files are named {entity}_{YYYYMMDD_HHmm}_{uuid}.json in UTC', () => {
+    assert.equal(
+      connectorFileName('sales', fileStamp(at), '2f1e3c9a-0000-4000-8000-000000000001'),
+      'sales_20250719_0905_2f1e3c9a-0000-4000-8000-000000000001.json',
+    );
+    assert.equal(fileStamp(new Date('2025-12-31T23:59:00-02:00')), '20260101_0159');
+  });
+
+  test('archive and failed folders follow the contract', () => {
+    assert.equal(archiveKey('sales', 'x.json', at), 'sales/archive/20250719/x.json');
+    assert.equal(failedKey('products', 'x.json', at), 'products/failed/2025/07/19/09h/x.json');
+  });
+
+  const loadable: [string, boolean][] = [
+    ['sales/in/sales_20250719_1000_u.json', true],
+    ['customers/in/by-hand.JSON', true],
+    ['sales/in/nested/x.json', false],
+    ['sales/in/x.csv', false],
+    ['sales/processing/x.json', false],
+    ['sales/archive/20250719/x.json', false],
+    ['sales/failed/2025/07/19/10h/x.json', false],
+    ['sales/staging/runs/r/parts/00000001-00000002_5__x.json', false],
+    ['orders/in/x.json', false],
+    ['in/x.json', false],
+  ];
+  for (const [key, expected] of loadable) {
+    test(`${key} ${expected ? 'is' : 'is not'} loaded`, () => assert.equal(isLoadable(key), expected));
+  }
+
+  test('parses keys back', () => {
+    assert.deepEqual(parseObjectKey('sales/failed/2025/07/19/10h/x.json'), {
+      entity: 'sales',
+      state: 'failed',
+      name: 'x.json',
+    });
+    assert.equal(parseObjectKey('elsewhere/in/x.json'), undefined);
+  });
+
+  test('staged pages and parts carry what a resume needs in their names', () => {
+    const prefix = runPrefix('sales', '20250719T090559Z-abcdef12');
+    const page = { page: 12, count: 250, totalPages: 40 };
+    assert.deepEqual(parsePageKey(pageKey(prefix, page)), page);
+    const part = { first: 3, last: 9, records: 1750, fileName: 'sales_20250719_0905_u.json' };
+    assert.deepEqual(parsePartKey(partKey(prefix, part)), part);
+    assert.equal(runIdOf(pageKey(prefix, page)), '20250719T090559Z-abcdef12');
+  });
+});
