@@ -53,11 +53,11 @@ const json = (
   return undefined;
 };
 
-/** Parses a positive integer query parameter; `undefined` when absent, `null` when invalid. */
-function intParam(url: URL, name: string): number | undefined | null {
+/** An integer query parameter: its default when absent, `undefined` when not an integer. */
+function intParam(url: URL, name: string, fallback: number): number | undefined {
   const raw = url.searchParams.get(name);
-  if (raw === null) return undefined;
-  return /^\d{1,15}$/.test(raw) ? Number(raw) : null;
+  if (raw === null) return fallback;
+  return /^\d{1,15}$/.test(raw) ? Number(raw) : undefined;
 }
 
 /** First index whose id is >= `start` (ids ascend). */
@@ -107,14 +107,14 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
       count('401');
       return json(res, 401, { error: 'missing or wrong X-API-Key' });
     }
-    const page = intParam(url, 'page') ?? 1;
-    const pageSize = intParam(url, 'page_size') ?? MAX_PAGE_SIZE;
-    const start = entity === 'sales' ? (intParam(url, 'start_sales_id') ?? 1) : 1;
-    if (page === null || page < 1) return badRequest(res, 'page must be an integer >= 1');
-    if (pageSize === null || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
+    const page = intParam(url, 'page', 1);
+    const pageSize = intParam(url, 'page_size', MAX_PAGE_SIZE);
+    const start = entity === 'sales' ? intParam(url, 'start_sales_id', 1) : 1;
+    if (page === undefined || page < 1) return badRequest(res, 'page must be an integer >= 1');
+    if (pageSize === undefined || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
       return badRequest(res, `page_size must be an integer from 1 to ${MAX_PAGE_SIZE}`);
     }
-    if (start === null || start < 1) return badRequest(res, 'start_sales_id must be an integer >= 1');
+    if (start === undefined || start < 1) return badRequest(res, 'start_sales_id must be an integer >= 1');
 
     const fault =
       faultRandom() < options.faultRate ? faults[Math.floor(faultRandom() * faults.length)] : undefined;
