@@ -1,5 +1,5 @@
 import { TransientError } from './errors.js';
-import { arrayElements, compactJson, objectMembers } from './json-text.js';
+import { compactArrayElements, valueEnd } from './json-text.js';
 
 /** One page of the Retail API, records kept as the API wrote them (one line of JSON each). */
 export interface PageResult {
@@ -34,10 +34,7 @@ export function parsePageBody(body: string): PageResult {
   for (const field of ENVELOPE_INTEGERS) {
     if (!Number.isInteger(env[field])) throw new TransientError(`page body has no integer "${field}"`);
   }
-  let records: string[] = [];
-  for (const member of objectMembers(body)) {
-    if (member.key === 'data') records = arrayElements(body, member.from).map(compactJson);
-  }
+  const records = dataElements(body);
   if (records.length !== env.data.length)
     throw new TransientError('page body "data" could not be split into records');
   return {
@@ -47,4 +44,26 @@ export function parsePageBody(body: string): PageResult {
     totalItems: env.total_items as number,
     totalPages: env.total_pages as number,
   };
+}
+
+/** The raw elements of the top-level "data" array, found without decoding any record. */
+function dataElements(body: string): string[] {
+  // A top-level key is a string at depth 1; nested values are skipped whole.
+  let depth = 0;
+  for (let i = 0; i < body.length; i++) {
+    const c = body.charCodeAt(i);
+    if (c === 0x22) {
+      const end = valueEnd(body, i);
+      if (depth === 1 && body.slice(i, end) === '"data"') {
+        return compactArrayElements(body, body.indexOf(':', end) + 1).elements;
+      }
+      i = end - 1;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (depth === 1) i = valueEnd(body, i) - 1;
+      else depth++;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return [];
 }

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { TransientError } from '../../functions/core/errors.js';
-import { compactJson, integerOf, memberText } from '../../functions/core/json-text.js';
+import { compactArrayElements, integerOf, memberText } from '../../functions/core/json-text.js';
 import { parsePageBody } from '../../functions/core/page.js';
 
 describe('page bodies', () => {
@@ -29,8 +29,20 @@ describe('page bodies', () => {
     assert.throws(() => parsePageBody('{"data":[],"page":1,"page_size":250,"total_items":0}'), /total_pages/);
   });
 
-  test('compactJson only removes whitespace outside strings', () => {
-    assert.equal(compactJson('{ "a" : "x y\\n" ,\n "b" : [ 1 , 2 ] }'), '{"a":"x y\\n","b":[1,2]}');
+  test('array elements come out on one line, whitespace inside strings untouched', () => {
+    const text = '[ { "a" : "x y\\n" ,\n "b" : [ 1 , 2 ] } , "s , t" , 3.10 ,[ ] ] tail';
+    assert.deepEqual(compactArrayElements(text, 0), {
+      elements: ['{"a":"x y\\n","b":[1,2]}', '"s , t"', '3.10', '[]'],
+      end: text.indexOf(' tail'),
+    });
+    assert.deepEqual(compactArrayElements('[]', 0), { elements: [], end: 2 });
+    assert.throws(() => compactArrayElements('[{"a":1}', 0), /unterminated/);
+  });
+
+  test('"data" is found at the top level only', () => {
+    const body =
+      '{"meta":{"data":[9]},"page":1,"page_size":1,"total_items":1,"total_pages":1,"data":[{"data":[1]}]}';
+    assert.deepEqual(parsePageBody(body).records, ['{"data":[1]}']);
   });
 
   test('integer ids from numbers and strings, blanks allowed', () => {
