@@ -1,0 +1,319 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
+import type { Entity } from '../../core/entities.js';
+import { TerminalError, TransientError } from '../../core/errors.js';
+import { ALL_TABLES, apiFields, DATASETS, duckDbDdl, duckDbType, RAW_TABLES } from '../../core/schema.js';
+import type {
+  ConnectorRunRecord,
+  FileOutcome,
+  RawLoad,
+  RawLoadResult,
+  StepCounts,
+  StepParams,
+  Warehouse,
+  WarehouseStatus,
+} from '../../ports/warehouse.js';
+
+type Params = Record<string, string | number | boolean | null>;
+
+/**
+ * Statements of a SQL file, split at a `;` that ends a line (our SQL files keep to that), with
+ * whole-line comments removed.
+ */
+export function splitStatements(sql: string): string[] {
+  return sql
+    .split(/;[ \t]*(?:\r?\n|$)/)
+    .map((s) =>
+      s
+        .split('\n')
+        .filter((line) => !line.trim().startsWith('--'))
+        .join('\n')
+        .trim(),
+    )
+    .filter((s) => s.length > 0);
+}
+
+const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
+
+/**
+ * DuckDB as the warehouse: the schemas raw, ods, dmt and ops in one database file, the same
+ * tables as BigQuery (rendered from core/schema.ts), the transformations of sql/duckdb/.
+ * One connection; operations run one at a time, each SQL step in one transaction, so a crash
+ * leaves either all of a step or none of it.
+ */
+export class DuckDbWarehouse implements Warehouse {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly connection: DuckDBConnection,
+    private readonly sqlDir: string,
+    private readonly pathOf: (key: string) => string,
+  ) {}
+
+  static async open(options: {
+    path: string;
+    sqlDir: string;
+    pathOf: (key: string) => string;
+  }): Promise<DuckDbWarehouse> {
+    let instance: DuckDBInstance;
+    try {
+      instance = await DuckDBInstance.create(options.path);
+    } catch (error) {
+      const message = (error as Error).message;
+      if (/lock/i.test(message)) {
+        throw new TerminalError(
+          `the warehouse ${options.path} is in use by another retail-pipeline process; wait for it to finish`,
+        );
+      }
+      throw new TerminalError(`cannot open the warehouse ${options.path}: ${message.split('\n')[0]}`);
+    }
+    const connection = await instance.connect();
+    const warehouse = new DuckDbWarehouse(instance, connection, options.sqlDir, options.pathOf);
+    await warehouse.bootstrap();
+    return warehouse;
+  }
+
+  private async bootstrap(): Promise<void> {
+    await this.connection.run("SET TimeZone = 'UTC'");
+    for (const dataset of DATASETS) await this.connection.run(`CREATE SCHEMA IF NOT EXISTS ${dataset}`);
+    for (const table of ALL_TABLES) await this.connection.run(duckDbDdl(table));
+    for (const statement of splitStatements(
+      await readFile(join(this.sqlDir, 'typing_functions.sql'), 'utf8'),
+    )) {
+      await this.connection.run(statement);
+    }
+  }
+
+  close(): void {
+    this.connection.closeSync();
+    this.instance.closeSync();
+  }
+
+  /** Runs `work` after every earlier operation, never two at once. */
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(work);
+    this.queue = result.catch(() => undefined);
+    return result;
+  }
+
+  private async rows(sql: string, params?: Params): Promise<Record<string, unknown>[]> {
+    const reader = await this.connection.runAndReadAll(sql, params);
+    return reader.getRowObjectsJson() as Record<string, unknown>[];
+  }
+
+  private async transaction<T>(work: () => Promise<T>): Promise<T> {
+    await this.connection.run('BEGIN TRANSACTION');
+    try {
+      const result = await work();
+      await this.connection.run('COMMIT');
+      return result;
+    } catch (error) {
+      await this.connection.run('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  loadRaw(load: RawLoad): Promise<RawLoadResult> {
+    return this.exclusive(() =>
+      this.transaction(async () => {
+        const [existing] = await this.rows(
+          'SELECT row_count, CAST(loaded_at AS VARCHAR) AS loaded_at FROM ops.loads WHERE load_id = $id',
+          { id: load.loadId },
+        );
+        if (existing) {
+          return {
+            rows: Number(existing.row_count),
+            alreadyLoaded: true,
+            loadedAt: new Date(String(existing.loaded_at)),
+          };
+        }
+        const table = RAW_TABLES[load.entity];
+        const fields = apiFields(table);
+        const columns = fields.map((f) => `${f.name}: ${literal(duckDbType(f))}`).join(', ');
+        const names = fields.map((f) => f.name).join(', ');
+        const result = await this.connection.run(
+          `INSERT INTO raw.${table.name} (${names}, SYS_DATE_CREATE, SYS_FILE_NAME)
+           SELECT ${names}, CAST($loaded_at AS TIMESTAMPTZ), $object
+           FROM read_json(${literal(this.pathOf(load.rowsKey))}, format = 'newline_delimited', records = true,
+                          columns = {${columns}})`,
+          { loaded_at: load.loadedAt.toISOString(), object: load.objectName },
+        );
+        const inserted = Number(result.rowsChanged);
+        if (inserted !== load.rowCount) {
+          throw new TerminalError(`${load.objectName}: read ${inserted} rows, expected ${load.rowCount}`);
+        }
+        await this.connection.run(
+          `INSERT INTO ops.loads (load_id, entity, object_name, generation, loaded_at, row_count, max_sale_id)
+           VALUES ($id, $entity, $object, $generation, CAST($loaded_at AS TIMESTAMPTZ), $rows, CAST($max AS BIGINT))`,
+          {
+            id: load.loadId,
+            entity: load.entity,
+            object: load.objectName,
+            generation: load.generation,
+            loaded_at: load.loadedAt.toISOString(),
+            rows: inserted,
+            max: load.maxSaleId === undefined ? null : load.maxSaleId.toString(),
+          },
+        );
+        return { rows: inserted, alreadyLoaded: false, loadedAt: load.loadedAt };
+      }),
+    );
+  }
+
+  runStep(step: string, params: StepParams): Promise<StepCounts> {
+    return this.exclusive(async () => {
+      let sql: string;
+      try {
+        sql = await readFile(join(this.sqlDir, `${step}.sql`), 'utf8');
+      } catch {
+        throw new TerminalError(`no SQL step "${step}" in ${this.sqlDir}`);
+      }
+      const values: Params = { now: params.now.toISOString(), run_id: params.runId, entity: params.entity };
+      return this.transaction(async () => {
+        let last: Record<string, unknown> | undefined;
+        for (const statement of splitStatements(sql)) {
+          const used = Object.fromEntries(
+            Object.entries(values).filter(([name]) => new RegExp(`\\$${name}\\b`).test(statement)),
+          );
+          try {
+            [last] = await this.rows(statement, Object.keys(used).length ? used : undefined);
+          } catch (error) {
+            const message = (error as Error).message.split('\n')[0] ?? '';
+            // DuckDB reports write-write conflicts between transactions; another try can succeed.
+            if (/conflict/i.test(message)) throw new TransientError(`${step}: ${message}`);
+            throw new TerminalError(`${step}: ${message}`, { cause: error });
+          }
+        }
+        return Object.fromEntries(Object.entries(last ?? {}).map(([k, v]) => [k, Number(v)]));
+      });
+    });
+  }
+
+  recordStep(params: StepParams & { step: string; startedAt: Date; counts: StepCounts }): Promise<void> {
+    return this.exclusive(async () => {
+      await this.connection.run(
+        `INSERT INTO ops.merges VALUES ($run_id, $entity, $step, CAST($started AS TIMESTAMPTZ),
+                                        CAST($finished AS TIMESTAMPTZ), CAST($counts AS JSON))`,
+        {
+          run_id: params.runId,
+          entity: params.entity,
+          step: params.step,
+          started: params.startedAt.toISOString(),
+          finished: params.now.toISOString(),
+          counts: JSON.stringify(params.counts),
+        },
+      );
+    });
+  }
+
+  recordFile(outcome: FileOutcome): Promise<void> {
+    return this.exclusive(async () => {
+      await this.connection.run(
+        `INSERT INTO ops.files VALUES ($object, $generation, $entity, $state, $settled, CAST($rows AS BIGINT), $reason,
+                                      CAST($at AS TIMESTAMPTZ))`,
+        {
+          object: outcome.objectName,
+          generation: outcome.generation,
+          entity: outcome.entity,
+          state: outcome.state,
+          settled: outcome.settledObject,
+          rows: outcome.rowCount ?? null,
+          reason: outcome.reason ?? null,
+          at: outcome.settledAt.toISOString(),
+        },
+      );
+    });
+  }
+
+  recordConnectorRun(run: ConnectorRunRecord): Promise<void> {
+    return this.exclusive(async () => {
+      await this.connection.run(
+        `INSERT INTO ops.connector_runs VALUES ($run_id, $entity, CAST($at AS TIMESTAMPTZ), $resumed,
+           CAST($start AS BIGINT), $fetched, $reused, $records, CAST($files AS VARCHAR[]))`,
+        {
+          run_id: run.runId,
+          entity: run.entity,
+          at: run.finishedAt.toISOString(),
+          resumed: run.resumed,
+          start: run.startSalesId ?? null,
+          fetched: run.pagesFetched,
+          reused: run.pagesReused,
+          records: run.records,
+          files: JSON.stringify(run.files),
+        },
+      );
+    });
+  }
+
+  maxSaleId(): Promise<bigint | undefined> {
+    return this.exclusive(async () => {
+      const [row] = await this.rows(
+        "SELECT CAST(max(max_sale_id) AS VARCHAR) AS max FROM ops.loads WHERE entity = 'sales'",
+      );
+      return row?.max === null || row?.max === undefined ? undefined : BigInt(String(row.max));
+    });
+  }
+
+  status(): Promise<WarehouseStatus> {
+    return this.exclusive(async () => {
+      const tables = [];
+      for (const table of ALL_TABLES) {
+        const [row] = await this.rows(`SELECT count(*) AS n FROM ${table.dataset}.${table.name}`);
+        tables.push({ table: `${table.dataset}.${table.name}`, rows: Number(row?.n ?? 0) });
+      }
+      const grouped = async (sql: string) =>
+        Object.fromEntries((await this.rows(sql)).map((r) => [String(r.k), Number(r.n)]));
+      const runs = await this.rows(
+        `SELECT run_id, entity, CAST(finished_at AS VARCHAR) AS finished_at, resumed, CAST(start_sales_id AS VARCHAR) AS start,
+                pages_fetched, pages_reused, records, files
+         FROM ops.connector_runs ORDER BY finished_at DESC LIMIT 6`,
+      );
+      const files = await this.rows(
+        `SELECT object_name, generation, entity, state, settled_object, row_count, reason, CAST(settled_at AS VARCHAR) AS settled_at
+         FROM ops.files ORDER BY settled_at DESC LIMIT 10`,
+      );
+      return {
+        tables,
+        orphans: await grouped(
+          'SELECT reason AS k, count(*) AS n FROM dmt.sales_items_orphans GROUP BY 1 ORDER BY 1',
+        ),
+        rejects: await grouped('SELECT entity AS k, count(*) AS n FROM ods.rejects GROUP BY 1 ORDER BY 1'),
+        lastRuns: runs.map((r) => ({
+          runId: String(r.run_id),
+          entity: r.entity as Entity,
+          finishedAt: new Date(String(r.finished_at)),
+          resumed: Boolean(r.resumed),
+          startSalesId: r.start === null ? undefined : String(r.start),
+          pagesFetched: Number(r.pages_fetched),
+          pagesReused: Number(r.pages_reused),
+          records: Number(r.records),
+          files: (r.files as string[]) ?? [],
+        })),
+        lastFiles: files.map((r) => ({
+          objectName: String(r.object_name),
+          generation: String(r.generation),
+          entity: r.entity as Entity,
+          state: r.state as 'archived' | 'failed',
+          settledObject: String(r.settled_object),
+          rowCount: r.row_count === null ? undefined : Number(r.row_count),
+          reason: r.reason === null ? undefined : String(r.reason),
+          settledAt: new Date(String(r.settled_at)),
+        })),
+      };
+    });
+  }
+
+  /** Rows of any table, for tests and golden fixtures. */
+  query(sql: string): Promise<Record<string, unknown>[]> {
+    return this.exclusive(() => this.rows(sql));
+  }
+
+  /** Runs statements as they are (fixtures seeding tables). */
+  execute(sql: string): Promise<void> {
+    return this.exclusive(async () => {
+      for (const statement of splitStatements(sql)) await this.connection.run(statement);
+    });
+  }
+}

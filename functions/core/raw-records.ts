@@ -1,0 +1,116 @@
+import type { Entity } from './entities.js';
+import { integerOf } from './json-text.js';
+import { apiFields, type Field, RAW_TABLES } from './schema.js';
+
+/**
+ * Turning one line of a landed file into one raw row. Raw keeps every API field as received, as
+ * text: numbers (and booleans) become strings holding their exact JSON text, so `59.90` stays
+ * "59.90" and no digit is lost. Unknown fields are dropped here (never an error). A line that is
+ * not a JSON object, or holds an object where a single value belongs (or a non-list where a list
+ * belongs), cannot be a raw row: the file is rejected with the line number.
+ */
+
+/** Why one line cannot be loaded; the file fails with it. */
+export class RecordShapeError extends Error {
+  constructor(
+    readonly line: number,
+    readonly reason: string,
+  ) {
+    super(`line ${line}: ${reason}`);
+    this.name = 'RecordShapeError';
+  }
+}
+
+const QUOTE = 0x22;
+
+/** The same JSON with every number and boolean token turned into a string of its exact text. */
+export function quoteScalars(text: string): string {
+  let out = '';
+  let runStart = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === QUOTE) {
+      for (i++; i < text.length; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === QUOTE) break;
+      }
+    } else if (c === 0x2d || (c >= 0x30 && c <= 0x39) || c === 0x74 || c === 0x66) {
+      // number, true, false
+      let j = i + 1;
+      while (j < text.length) {
+        const d = text.charCodeAt(j);
+        if (d === 0x2c || d === 0x7d || d === 0x5d || d === 0x20 || d === 0x0a || d === 0x0d || d === 0x09)
+          break;
+        j++;
+      }
+      out += `${text.slice(runStart, i)}"${text.slice(i, j)}"`;
+      runStart = j;
+      i = j - 1;
+    }
+  }
+  return runStart === 0 ? text : out + text.slice(runStart);
+}
+
+type Json = string | null | Json[] | { [key: string]: Json };
+
+function kindOf(value: unknown): string {
+  if (Array.isArray(value)) return 'a list';
+  if (value === null) return 'null';
+  return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+}
+
+function scalar(value: Json | undefined, path: string, line: number): string | null {
+  if (value === undefined || value === null) return null;
+  if (typeof value === 'string') return value;
+  throw new RecordShapeError(line, `${path} is ${kindOf(value)}, expected a single value`);
+}
+
+function project(field: Field, value: Json | undefined, path: string, line: number): Json {
+  if (field.mode !== 'REPEATED') return scalar(value, path, line);
+  // A missing or null list is an empty list (BigQuery's REPEATED fields cannot be NULL).
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new RecordShapeError(line, `${path} is ${kindOf(value)}, expected a list`);
+  return value.map((element, i) => {
+    const at = `${path}[${i}]`;
+    if (field.type !== 'STRUCT') {
+      if (element === null) throw new RecordShapeError(line, `${at} is null; a list cannot hold null`);
+      return scalar(element, at, line);
+    }
+    if (typeof element !== 'object' || element === null || Array.isArray(element)) {
+      throw new RecordShapeError(line, `${at} is ${kindOf(element)}, expected an object`);
+    }
+    const out: { [key: string]: Json } = {};
+    for (const sub of field.fields ?? [])
+      out[sub.name] = scalar(element[sub.name], `${at}.${sub.name}`, line);
+    return out;
+  });
+}
+
+export interface RawRow {
+  /** The row as newline-delimited JSON with exactly the raw table's API fields, every value text. */
+  readonly json: string;
+  /** Sales: the id, when it is an integer. */
+  readonly saleId: bigint | undefined;
+}
+
+/** One line of a landed file as a raw row; throws RecordShapeError when it cannot be one. */
+export function toRawRow(entity: Entity, line: string, lineNumber: number): RawRow {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(quoteScalars(line));
+  } catch (error) {
+    throw new RecordShapeError(lineNumber, `not valid JSON (${(error as Error).message})`);
+  }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new RecordShapeError(lineNumber, `a record must be a JSON object, found ${kindOf(parsed)}`);
+  }
+  const record = parsed as { [key: string]: Json };
+  const row: { [key: string]: Json } = {};
+  for (const field of apiFields(RAW_TABLES[entity])) {
+    row[field.name] = project(field, record[field.name], field.name, lineNumber);
+  }
+  const saleId =
+    entity === 'sales' && typeof row.id === 'string' ? integerOf(JSON.stringify(row.id)) : undefined;
+  return { json: JSON.stringify(row), saleId };
+}

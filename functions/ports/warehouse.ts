@@ -1,0 +1,82 @@
+import type { Entity } from '../core/entities.js';
+
+/** One landed file, normalised to raw rows (see core/raw-records.ts), to append to raw.{entity}. */
+export interface RawLoad {
+  readonly entity: Entity;
+  /** `{object name}#{generation}`: a load with the same id is never appended twice. */
+  readonly loadId: string;
+  /** The object name as it arrived in `{entity}/in/`; becomes SYS_FILE_NAME. */
+  readonly objectName: string;
+  readonly generation: string;
+  /** The normalised rows (newline-delimited JSON) in the bucket. */
+  readonly rowsKey: string;
+  readonly rowCount: number;
+  readonly loadedAt: Date;
+  readonly maxSaleId: bigint | undefined;
+}
+
+export interface RawLoadResult {
+  readonly rows: number;
+  /** True when this load id had been appended before (a redelivery or a resumed crash). */
+  readonly alreadyLoaded: boolean;
+  /** The SYS_DATE_CREATE the rows carry (the first load's time when already loaded). */
+  readonly loadedAt: Date;
+}
+
+export interface FileOutcome {
+  readonly objectName: string;
+  readonly generation: string;
+  readonly entity: Entity;
+  readonly state: 'archived' | 'failed';
+  readonly settledObject: string;
+  readonly rowCount: number | undefined;
+  readonly reason: string | undefined;
+  readonly settledAt: Date;
+}
+
+export interface ConnectorRunRecord {
+  readonly runId: string;
+  readonly entity: Entity;
+  readonly finishedAt: Date;
+  readonly resumed: boolean;
+  readonly startSalesId: string | undefined;
+  readonly pagesFetched: number;
+  readonly pagesReused: number;
+  readonly records: number;
+  readonly files: readonly string[];
+}
+
+export interface StepParams {
+  readonly runId: string;
+  readonly entity: Entity;
+  readonly now: Date;
+}
+
+/** Row counts a SQL step reports (its final SELECT). */
+export type StepCounts = Readonly<Record<string, number>>;
+
+export interface TableCount {
+  readonly table: string;
+  readonly rows: number;
+}
+
+export interface WarehouseStatus {
+  readonly tables: readonly TableCount[];
+  readonly orphans: Readonly<Record<string, number>>;
+  readonly rejects: Readonly<Record<string, number>>;
+  readonly lastRuns: readonly ConnectorRunRecord[];
+  readonly lastFiles: readonly FileOutcome[];
+}
+
+/** The analytical warehouse: BigQuery in production, DuckDB locally. Same tables, same results. */
+export interface Warehouse {
+  loadRaw(load: RawLoad): Promise<RawLoadResult>;
+  /** Runs one transformation (a file of sql/) with its parameters; returns its counts. */
+  runStep(step: string, params: StepParams): Promise<StepCounts>;
+  recordStep(params: StepParams & { step: string; startedAt: Date; counts: StepCounts }): Promise<void>;
+  recordFile(outcome: FileOutcome): Promise<void>;
+  recordConnectorRun(run: ConnectorRunRecord): Promise<void>;
+  /** The largest valid sale id loaded so far (from the load ledger), or undefined. */
+  maxSaleId(): Promise<bigint | undefined>;
+  status(): Promise<WarehouseStatus>;
+}

@@ -1,0 +1,95 @@
+-- raw.sales -> ods.sales (DuckDB twin of sql/bigquery/ods_sales.sql).
+-- Reads only the raw rows of loads not merged yet (ops.loads.merged_at IS NULL), so its cost is
+-- proportional to new data. Types every row (typing_functions.sql), sends rows that break a rule
+-- to ods.rejects with the reason, keeps the most recently loaded row per id, and MERGEs it.
+-- Runs in one transaction; re-running it changes nothing. Parameters: $now.
+
+CREATE OR REPLACE TEMP TABLE batch_loads AS
+SELECT load_id, object_name, loaded_at FROM ops.loads WHERE entity = 'sales' AND merged_at IS NULL;
+
+CREATE OR REPLACE TEMP TABLE sales_checked AS
+WITH src AS (
+  SELECT r.*
+  FROM raw.sales AS r
+  JOIN batch_loads AS b ON r.SYS_FILE_NAME = b.object_name AND r.SYS_DATE_CREATE = b.loaded_at
+), typed AS (
+  SELECT
+    src.*,
+    rp_int64(id) AS t_id,
+    rp_datetime(datetime) AS t_datetime,
+    rp_numeric(total_amount) AS t_total_amount,
+    list_transform(items, it -> {
+      'product_sku': it.product_sku, 'quantity': rp_int64(it.quantity), 'amount': rp_numeric(it.amount)
+    }) AS t_items,
+    list_filter(list_transform(items, (it, i) -> CASE
+      WHEN rp_blank(it.product_sku) THEN 'items[' || (i - 1) || '].product_sku is missing'
+      WHEN it.quantity IS NULL THEN 'items[' || (i - 1) || '].quantity is missing'
+      WHEN rp_int64(it.quantity) IS NULL THEN 'items[' || (i - 1) || '].quantity is not an integer'
+      WHEN it.amount IS NULL THEN 'items[' || (i - 1) || '].amount is missing'
+      WHEN rp_numeric(it.amount) IS NULL THEN 'items[' || (i - 1) || '].amount is not a decimal number'
+    END), r -> r IS NOT NULL)[1] AS item_reason
+  FROM src
+)
+SELECT
+  typed.*,
+  CASE
+    WHEN rp_blank(id) THEN 'id is missing'
+    WHEN t_id IS NULL THEN 'id is not an integer'
+    WHEN datetime IS NULL THEN 'datetime is missing'
+    WHEN t_datetime IS NULL THEN 'datetime is not a valid datetime'
+    WHEN total_amount IS NULL THEN 'total_amount is missing'
+    WHEN t_total_amount IS NULL THEN 'total_amount is not a decimal number'
+    WHEN rp_blank(customer_id) THEN 'customer_id is missing'
+    ELSE item_reason
+  END AS reason
+FROM typed;
+
+-- A record seen again unchanged (a replay, the API serving it twice) is one reject, not two.
+INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record)
+SELECT 'sales', id, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
+FROM (
+  SELECT *, CAST(to_json({'id': id, 'datetime': datetime, 'total_amount': total_amount,
+                          'customer_id': customer_id, 'items': items}) AS JSON) AS record
+  FROM sales_checked
+  WHERE reason IS NOT NULL
+) AS c
+WHERE NOT EXISTS (
+  SELECT 1 FROM ods.rejects AS r
+  WHERE r.entity = 'sales' AND r.record_key IS NOT DISTINCT FROM c.id AND r.reason = c.reason
+    AND CAST(r.record AS VARCHAR) = CAST(c.record AS VARCHAR)
+)
+QUALIFY row_number() OVER (
+  PARTITION BY id, reason, CAST(record AS VARCHAR) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
+) = 1;
+
+MERGE INTO ods.sales AS t
+USING (
+  SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
+         t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM sales_checked
+  WHERE reason IS NULL
+  -- latest loaded wins; within one file, ties fall to the content so the result is deterministic
+  QUALIFY row_number() OVER (
+    PARTITION BY t_id
+    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_datetime DESC, t_total_amount DESC,
+             customer_id DESC, CAST(t_items AS VARCHAR) DESC
+  ) = 1
+) AS s
+ON t.id = s.id
+WHEN MATCHED AND (s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
+                  OR (s.SYS_DATE_CREATE = t.SYS_DATE_CREATE AND s.SYS_FILE_NAME > t.SYS_FILE_NAME)) THEN
+  UPDATE SET datetime = s.datetime, total_amount = s.total_amount, customer_id = s.customer_id,
+             items = s.items, SYS_DATE_CREATE = s.SYS_DATE_CREATE, SYS_FILE_NAME = s.SYS_FILE_NAME
+WHEN NOT MATCHED THEN
+  INSERT (id, datetime, total_amount, customer_id, items, SYS_DATE_CREATE, SYS_FILE_NAME)
+  VALUES (s.id, s.datetime, s.total_amount, s.customer_id, s.items, s.SYS_DATE_CREATE, s.SYS_FILE_NAME);
+
+UPDATE ops.loads SET merged_at = CAST($now AS TIMESTAMPTZ)
+WHERE load_id IN (SELECT load_id FROM batch_loads);
+
+SELECT
+  (SELECT count(*) FROM batch_loads) AS loads,
+  (SELECT count(*) FROM sales_checked) AS raw_rows,
+  (SELECT count(*) FROM sales_checked WHERE reason IS NOT NULL) AS rejected,
+  (SELECT count(DISTINCT t_id) FROM sales_checked WHERE reason IS NULL) AS keys,
+  (SELECT count(*) FROM ods.sales) AS ods_rows;
