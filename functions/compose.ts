@@ -1,12 +1,20 @@
+import { existsSync } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { HttpRetailApi } from './adapters/common/http-retail-api.js';
 import { JsonLogger, type LogFormat } from './adapters/common/json-logger.js';
 import { CryptoRandomness, SystemClock } from './adapters/common/system-clock.js';
+import { DuckDbWarehouse } from './adapters/local/duckdb-warehouse.js';
+import { EventLogPublisher } from './adapters/local/event-log-publisher.js';
 import { FsObjectStore } from './adapters/local/fs-object-store.js';
+import { LocalWorkflowRunner } from './adapters/local/local-workflow-runner.js';
 import type { ExtractPorts, ExtractSettings } from './app/extract.js';
+import type { IngestPorts } from './app/ingest-object.js';
 import type { Holder } from './app/lease.js';
 import type { ApiSettings, ConnectorSettings } from './core/config.js';
+import { DEFAULT_RETRY_POLICY } from './core/retry.js';
 import type { Logger } from './ports/logger.js';
 
 /** The only place where adapters are built and wired. */
@@ -26,11 +34,53 @@ export function buildLogger(format: LogFormat | undefined, output: Output): Logg
 export interface LocalPaths {
   readonly home: string;
   readonly bucket: string;
+  readonly warehouse: string;
+  readonly events: string;
 }
 
 export function localPaths(home: string): LocalPaths {
   const root = resolve(home);
-  return { home: root, bucket: join(root, 'bucket') };
+  return {
+    home: root,
+    bucket: join(root, 'bucket'),
+    warehouse: join(root, 'warehouse.duckdb'),
+    events: join(root, 'events.ndjson'),
+  };
+}
+
+/** sql/duckdb/, from the sources (tsx) or from the build (dist/functions/compose.js). */
+function duckDbSqlDir(): string {
+  for (const candidate of ['../sql/duckdb/', '../../sql/duckdb/']) {
+    const dir = fileURLToPath(new URL(candidate, import.meta.url));
+    if (existsSync(join(dir, 'typing_functions.sql'))) return dir;
+  }
+  throw new Error('sql/duckdb/ not found next to the code');
+}
+
+export interface LocalRuntime extends IngestPorts {
+  readonly store: FsObjectStore;
+  readonly warehouse: DuckDbWarehouse;
+  close(): void;
+}
+
+/** The whole pipeline on one machine: a folder as the bucket, DuckDB, the event log, in-process merges. */
+export async function openLocalRuntime(home: string, logger: Logger): Promise<LocalRuntime> {
+  const paths = localPaths(home);
+  await mkdir(paths.home, { recursive: true });
+  const store = new FsObjectStore(paths.bucket);
+  const warehouse = await DuckDbWarehouse.open({
+    path: paths.warehouse,
+    sqlDir: duckDbSqlDir(),
+    pathOf: (key) => store.pathOf(key),
+  });
+  const events = new EventLogPublisher(paths.events);
+  const clock = new SystemClock();
+  const randomness = new CryptoRandomness();
+  const workflows = new LocalWorkflowRunner(
+    { warehouse, events, clock, randomness, logger },
+    DEFAULT_RETRY_POLICY,
+  );
+  return { store, warehouse, events, workflows, clock, randomness, logger, close: () => warehouse.close() };
 }
 
 function processAlive(pid: number): boolean {
@@ -62,22 +112,30 @@ export function extractSettings(connector: ConnectorSettings): ExtractSettings {
   };
 }
 
-/** The connector on the local runtime: the Retail API over HTTP, a folder as the bucket. */
+/**
+ * The connector on the local runtime: the Retail API over HTTP, a folder as the bucket, and
+ * (when the runtime is open) the warehouse's ledger and the event log.
+ */
 export function localExtractPorts(options: {
   home: string;
   api: ApiSettings;
   connector: ConnectorSettings;
   logger: Logger;
+  runtime?: LocalRuntime;
 }): ExtractPorts {
   const clock = new SystemClock();
+  const runtime = options.runtime;
   return {
+    ingested: runtime?.warehouse,
+    events: runtime?.events,
+    runLog: runtime?.warehouse,
     api: new HttpRetailApi({
       baseUrl: options.api.apiUrl,
       apiKey: options.api.apiKey,
       timeoutMs: options.connector.requestTimeoutMs,
       clock,
     }),
-    store: new FsObjectStore(localPaths(options.home).bucket),
+    store: runtime?.store ?? new FsObjectStore(localPaths(options.home).bucket),
     clock,
     randomness: new CryptoRandomness(),
     logger: options.logger,

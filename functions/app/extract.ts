@@ -21,10 +21,13 @@ import {
 import { PagePlanner, planParts } from '../core/pagination.js';
 import type { RetryPolicy } from '../core/retry.js';
 import type { Clock, Randomness } from '../ports/clock.js';
+import type { EventPublisher } from '../ports/events.js';
 import type { Logger } from '../ports/logger.js';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
 import type { RetailApi } from '../ports/retail-api.js';
+import type { Warehouse } from '../ports/warehouse.js';
 import { type Holder, Lease } from './lease.js';
+import { publish } from './publish.js';
 import { withRetries } from './retry.js';
 
 /** What the connector needs from the warehouse: the largest sale id already loaded (raw or ods). */
@@ -41,6 +44,9 @@ export interface ExtractPorts {
   readonly holder: Holder;
   /** Absent where no warehouse is wired (then only the bucket tells what was ingested). */
   readonly ingested?: IngestedSales | undefined;
+  /** Where finished runs are announced (`connector.run.finished`) and recorded (ops.connector_runs). */
+  readonly events?: EventPublisher | undefined;
+  readonly runLog?: Pick<Warehouse, 'recordConnectorRun'> | undefined;
 }
 
 export interface ExtractSettings {
@@ -261,6 +267,21 @@ class Run {
       files: this.files,
     };
     this.logger.log('INFO', 'run finished', { ...report });
+    await this.ports.runLog?.recordConnectorRun({
+      ...report,
+      entity: this.manifest.entity,
+      finishedAt: this.ports.clock.now(),
+    });
+    if (this.ports.events) {
+      await publish(
+        { ...this.ports, events: this.ports.events },
+        {
+          type: 'connector.run.finished',
+          entity: this.manifest.entity,
+          data: { ...report },
+        },
+      );
+    }
     return report;
   }
 

@@ -11,7 +11,7 @@ import { Secret } from './secret.js';
  */
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export const COMMANDS = ['extract', 'sandbox', 'demo', 'help'] as const;
+export const COMMANDS = ['run', 'extract', 'process', 'replay', 'status', 'sandbox', 'demo', 'help'] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ConnectorSettings {
@@ -38,6 +38,41 @@ export interface ExtractConfig {
   readonly logFormat: 'json' | 'text' | undefined;
 }
 
+export interface LoaderSettings {
+  readonly maxFileBytes: number;
+}
+
+export interface RunConfig {
+  readonly command: 'run';
+  readonly entities: readonly Entity[];
+  readonly home: string;
+  readonly api: ApiSettings;
+  readonly connector: ConnectorSettings;
+  readonly loader: LoaderSettings;
+  readonly logFormat: 'json' | 'text' | undefined;
+}
+
+export interface ProcessConfig {
+  readonly command: 'process';
+  readonly home: string;
+  readonly loader: LoaderSettings;
+  readonly logFormat: 'json' | 'text' | undefined;
+}
+
+export interface ReplayConfig {
+  readonly command: 'replay';
+  readonly object: string;
+  readonly home: string;
+  readonly loader: LoaderSettings;
+  readonly logFormat: 'json' | 'text' | undefined;
+}
+
+export interface StatusConfig {
+  readonly command: 'status';
+  readonly home: string;
+  readonly json: boolean;
+}
+
 export interface SandboxConfig {
   readonly command: 'sandbox';
   readonly port: number;
@@ -53,6 +88,7 @@ export interface DemoConfig {
   readonly command: 'demo';
   readonly home: string;
   readonly connector: ConnectorSettings;
+  readonly loader: LoaderSettings;
   readonly logFormat: 'json' | 'text' | undefined;
 }
 
@@ -61,7 +97,15 @@ export interface HelpConfig {
   readonly topic: string | undefined;
 }
 
-export type CliConfig = ExtractConfig | SandboxConfig | DemoConfig | HelpConfig;
+export type CliConfig =
+  | RunConfig
+  | ExtractConfig
+  | ProcessConfig
+  | ReplayConfig
+  | StatusConfig
+  | SandboxConfig
+  | DemoConfig
+  | HelpConfig;
 
 export const DEFAULT_HOME = './.pipeline';
 export const DEFAULT_SANDBOX_KEY = 'sandbox-key';
@@ -84,22 +128,30 @@ const API_OPTIONS = {
 export const USAGE = `Usage: retail-pipeline <command> [options]
 
 Commands:
-  extract --entity sales|products|customers [--start-sales-id N]
-          [--api-url URL] [--api-key KEY] [--home DIR]
+  run     [--entities products,customers,sales] [--api-url URL] [--api-key KEY] [--home DIR]
+          extract the entities (in that order), load every file that lands, merge; ends when all settled
+  extract --entity sales|products|customers [--start-sales-id N] [--api-url URL] [--api-key KEY] [--home DIR]
           the connector alone (what the Cloud Run Job runs): files into {entity}/in/
+  process [--home DIR]
+          load every file waiting in {entity}/in/, then merge
+  replay  OBJECT [--home DIR]
+          move a failed/ (or archive/) object, e.g. sales/failed/2025/07/19/10h/x.json, back to in/ and process it
+  status  [--home DIR] [--json]
+          files per state, rows per table, orphans, rejects, last runs
   sandbox [--port N] [--api-key KEY] [--seed N] [--sales N] [--products N] [--customers N] [--fault-rate F]
           serve the built-in Retail API simulator
   demo    [--home DIR]
-          start the sandbox in-process and extract every entity from it (what \`npm start\` runs)
+          start the sandbox in-process, run the whole pipeline against it, print the status (\`npm start\`)
   help    [command]
 
-Connector tuning (extract, demo): --concurrency N (4), --page-size N (250), --file-bytes SIZE (128MiB),
-  --timeout-ms N (30000), --max-attempts N (8), --log-format json|text
+Connector tuning (run, extract, demo): --concurrency N (4), --page-size N (250), --file-bytes SIZE (128MiB),
+  --timeout-ms N (30000), --max-attempts N (8); loader: --max-file-bytes SIZE (1GiB); --log-format json|text
 
 Environment: RETAIL_API_URL, RETAIL_API_KEY, PIPELINE_HOME (default ./.pipeline), LOG_FORMAT,
-  CONNECTOR_CONCURRENCY, CONNECTOR_PAGE_SIZE, CONNECTOR_FILE_BYTES, RETAIL_API_TIMEOUT_MS
+  CONNECTOR_CONCURRENCY, CONNECTOR_PAGE_SIZE, CONNECTOR_FILE_BYTES, RETAIL_API_TIMEOUT_MS, LOADER_MAX_FILE_BYTES
 
-Exit codes: 0 done, 2 usage or configuration error, 1 any other failure.`;
+Exit codes: 0 all done; 2 usage or configuration error; 3 finished, but this invocation sent at least one
+  file to failed/; 1 any other failure.`;
 
 export function parseCli(argv: readonly string[], env: Env): CliConfig {
   const [command, ...rest] = argv;
@@ -110,6 +162,14 @@ export function parseCli(argv: readonly string[], env: Env): CliConfig {
     throw new UsageError(`unknown command "${command}"; expected one of ${COMMANDS.join(', ')}`);
   }
   switch (command as Command) {
+    case 'run':
+      return parseRun(rest, env);
+    case 'process':
+      return parseProcess(rest, env);
+    case 'replay':
+      return parseReplay(rest, env);
+    case 'status':
+      return parseStatus(rest, env);
     case 'extract':
       return parseExtract(rest, env);
     case 'sandbox':
@@ -121,13 +181,25 @@ export function parseCli(argv: readonly string[], env: Env): CliConfig {
   }
 }
 
-function parse(command: string, args: readonly string[], options: NonNullable<ParseArgsConfig['options']>) {
+function parse(
+  command: string,
+  args: readonly string[],
+  options: NonNullable<ParseArgsConfig['options']>,
+  positionals: string[] = [],
+) {
   if (args.includes('--help') || args.includes('-h')) return undefined;
   try {
-    return parseArgs({ args: [...args], options, strict: true, allowPositionals: false }).values as Record<
-      string,
-      string | boolean | undefined
-    >;
+    const parsed = parseArgs({
+      args: [...args],
+      options,
+      strict: true,
+      allowPositionals: positionals !== undefined,
+    });
+    if (parsed.positionals.length > positionals.length) {
+      throw new Error(`Unexpected argument '${parsed.positionals[positionals.length]}'`);
+    }
+    positionals.splice(0, positionals.length, ...parsed.positionals);
+    return parsed.values as Record<string, string | boolean | undefined>;
   } catch (error) {
     const message =
       (error as Error).message.split('\n')[0]?.replace(/\. To specify.*$/, '') ?? 'invalid arguments';
@@ -167,6 +239,89 @@ function parseExtract(args: readonly string[], env: Env): CliConfig {
   });
 }
 
+const LOADER_OPTIONS = { 'max-file-bytes': { type: 'string' } } as const;
+
+function loaderSettings(values: Record<string, string | boolean | undefined>, env: Env): LoaderSettings {
+  return Object.freeze({
+    maxFileBytes: byteSize(
+      '--max-file-bytes',
+      str(values['max-file-bytes']) ?? env.LOADER_MAX_FILE_BYTES,
+      2 ** 30,
+    ),
+  });
+}
+
+function parseRun(args: readonly string[], env: Env): CliConfig {
+  const values = parse('run', args, {
+    entities: { type: 'string' },
+    ...API_OPTIONS,
+    ...CONNECTOR_OPTIONS,
+    ...LOADER_OPTIONS,
+  });
+  if (!values) return { command: 'help', topic: 'run' };
+  const listed = (str(values.entities) ?? ENTITIES.join(','))
+    .split(',')
+    .map((e) => e.trim())
+    .filter(Boolean);
+  const unknown = listed.filter((e) => !isEntity(e));
+  if (unknown.length || listed.length === 0) {
+    throw new UsageError(
+      `run: --entities takes a comma-separated list of ${ENTITIES.join(', ')}; not "${unknown.join(',')}"`,
+    );
+  }
+  return Object.freeze({
+    command: 'run',
+    entities: ENTITIES.filter((e) => listed.includes(e)),
+    home: home(values, env),
+    api: apiSettings(values, env),
+    connector: connectorSettings(values, env),
+    loader: loaderSettings(values, env),
+    logFormat: logFormat(values, env),
+  });
+}
+
+function parseProcess(args: readonly string[], env: Env): CliConfig {
+  const values = parse('process', args, {
+    home: { type: 'string' },
+    'log-format': { type: 'string' },
+    ...LOADER_OPTIONS,
+  });
+  if (!values) return { command: 'help', topic: 'process' };
+  return Object.freeze({
+    command: 'process',
+    home: home(values, env),
+    loader: loaderSettings(values, env),
+    logFormat: logFormat(values, env),
+  });
+}
+
+function parseReplay(args: readonly string[], env: Env): CliConfig {
+  const positionals: string[] = [''];
+  const values = parse(
+    'replay',
+    args,
+    { home: { type: 'string' }, 'log-format': { type: 'string' }, ...LOADER_OPTIONS },
+    positionals,
+  );
+  if (!values) return { command: 'help', topic: 'replay' };
+  const object = positionals[0];
+  if (!object)
+    throw new UsageError('replay: name the object to replay, e.g. sales/failed/2025/07/19/10h/x.json');
+  return Object.freeze({
+    command: 'replay',
+    object,
+    home: home(values, env),
+    loader: loaderSettings(values, env),
+    logFormat: logFormat(values, env),
+  });
+}
+
+function parseStatus(args: readonly string[], env: Env): CliConfig {
+  const values = parse('status', args, { home: { type: 'string' }, json: { type: 'boolean' } });
+  if (!values) return { command: 'help', topic: 'status' };
+  return Object.freeze({ command: 'status', home: home(values, env), json: values.json === true });
+}
+
 function parseSandbox(args: readonly string[], env: Env): CliConfig {
   const values = parse('sandbox', args, {
     port: { type: 'string' },
@@ -197,12 +352,13 @@ function parseSandbox(args: readonly string[], env: Env): CliConfig {
 }
 
 function parseDemo(args: readonly string[], env: Env): CliConfig {
-  const values = parse('demo', args, CONNECTOR_OPTIONS);
+  const values = parse('demo', args, { ...CONNECTOR_OPTIONS, ...LOADER_OPTIONS });
   if (!values) return { command: 'help', topic: 'demo' };
   return Object.freeze({
     command: 'demo',
     home: home(values, env),
     connector: connectorSettings(values, env),
+    loader: loaderSettings(values, env),
     logFormat: logFormat(values, env),
   });
 }

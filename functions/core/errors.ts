@@ -62,3 +62,13 @@ export function describeError(error: unknown): string {
 
 /** The object named does not exist (any more). */
 export class ObjectNotFoundError extends TerminalError {}
+
+/** A landed file cannot be loaded (malformed, empty, not UTF-8, too large): it goes to failed/. */
+export class FileRejectedError extends TerminalError {
+  constructor(
+    message: string,
+    readonly line?: number | undefined,
+  ) {
+    super(message);
+  }
+}

@@ -20,6 +20,36 @@ export function processingKey(entity: Entity, name: string): string {
   return `${entity}/processing/${name}`;
 }
 
+/** Where a loader keeps an object it claimed: the generation it claimed is part of the name. */
+export function claimKey(entity: Entity, generation: string, name: string): string {
+  return `${entity}/processing/${generation}/${name}`;
+}
+
+/** The raw rows the loader derived from a claimed file (deleted when the file is settled). */
+export function rowsKeyOf(claim: string): string {
+  return `${claim}.rows.ndjson`;
+}
+
+export interface ParsedClaim {
+  readonly entity: Entity;
+  readonly generation: string;
+  readonly name: string;
+}
+
+export function parseClaimKey(key: string): ParsedClaim | undefined {
+  const [entity, state, generation, name, ...rest] = key.split('/');
+  if (rest.length || !entity || state !== 'processing' || !generation || !name || !isEntity(entity))
+    return undefined;
+  if (name.endsWith('.rows.ndjson')) return undefined;
+  return { entity, generation, name };
+}
+
+/** An object directly in `{entity}/in/` (loadable or not); nested "folders" are not arrivals. */
+export function isArrival(key: string): boolean {
+  const parts = key.split('/');
+  return parts.length === 3 && parts[1] === 'in' && isEntity(parts[0] ?? '') && (parts[2] ?? '') !== '';
+}
+
 export function archiveKey(entity: Entity, name: string, at: Date): string {
   return `${entity}/archive/${dayStamp(at)}/${name}`;
 }

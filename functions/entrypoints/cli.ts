@@ -1,13 +1,33 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
+import { relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ExtractReport, extract } from '../app/extract.js';
-import { buildLogger, extractSettings, localExtractPorts, localPaths, type Output } from '../compose.js';
-import { type CliConfig, type Env, parseCli, USAGE } from '../core/config.js';
-import { ENTITIES } from '../core/entities.js';
+import type { IngestOutcome } from '../app/ingest-object.js';
+import { type PipelineStatus, processWaiting, replay, status } from '../app/pipeline.js';
+import {
+  buildLogger,
+  extractSettings,
+  type LocalRuntime,
+  localExtractPorts,
+  localPaths,
+  type Output,
+  openLocalRuntime,
+} from '../compose.js';
+import {
+  type ApiSettings,
+  type CliConfig,
+  type ConnectorSettings,
+  type Env,
+  parseCli,
+  USAGE,
+} from '../core/config.js';
+import { ENTITIES, type Entity } from '../core/entities.js';
 import { ConfigError, describeError, UsageError } from '../core/errors.js';
+import { OBJECT_STATES } from '../core/object-keys.js';
 import { Secret } from '../core/secret.js';
+import type { Logger } from '../ports/logger.js';
 import { startSandbox } from '../sandbox/server.js';
 
 export interface CliIo {
@@ -29,33 +49,111 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
     return EXIT.usage;
   }
   try {
-    return await execute(config, env, io);
+    return await execute(config, io);
   } catch (error) {
     io.stderr.write(`retail-pipeline: ${describeError(error)}\n`);
     return error instanceof UsageError || error instanceof ConfigError ? EXIT.usage : EXIT.failure;
   }
 }
 
-async function execute(config: CliConfig, _env: Env, io: CliIo): Promise<number> {
+async function withRuntime<T>(
+  home: string,
+  logger: Logger,
+  work: (runtime: LocalRuntime) => Promise<T>,
+): Promise<T> {
+  const runtime = await openLocalRuntime(home, logger);
+  try {
+    return await work(runtime);
+  } finally {
+    runtime.close();
+  }
+}
+
+/** Exit code of a command that loaded files: 3 if any went to failed/, 1 if a merge could not run. */
+function exitFor(outcomes: readonly IngestOutcome[]): number {
+  if (outcomes.some((o) => o.status === 'failed')) return EXIT.filesFailed;
+  if (outcomes.some((o) => o.status === 'loaded' && o.mergeError)) return EXIT.failure;
+  return EXIT.ok;
+}
+
+async function runPipeline(
+  options: {
+    entities: readonly Entity[];
+    home: string;
+    api: ApiSettings;
+    connector: ConnectorSettings;
+    maxFileBytes: number;
+  },
+  runtime: LocalRuntime,
+  io: CliIo,
+): Promise<IngestOutcome[]> {
+  const outcomes: IngestOutcome[] = [];
+  const ports = localExtractPorts({ ...options, logger: runtime.logger, runtime });
+  for (const entity of options.entities) {
+    const report = await extract({ entity }, ports, extractSettings(options.connector));
+    io.stdout.write(formatExtract(report));
+    const processed = await processWaiting(runtime, { maxFileBytes: options.maxFileBytes }, [entity]);
+    io.stdout.write(formatOutcomes(processed.outcomes));
+    outcomes.push(...processed.outcomes);
+  }
+  return outcomes;
+}
+
+async function execute(config: CliConfig, io: CliIo): Promise<number> {
   switch (config.command) {
     case 'help':
       io.stdout.write(`${USAGE}\n`);
       return EXIT.ok;
     case 'extract': {
       const logger = buildLogger(config.logFormat, io.stderr);
-      const ports = localExtractPorts({
-        home: config.home,
-        api: config.api,
-        connector: config.connector,
-        logger,
+      return withRuntime(config.home, logger, async (runtime) => {
+        const ports = localExtractPorts({ ...config, logger, runtime });
+        const report = await extract(
+          { entity: config.entity, startSalesId: config.startSalesId },
+          ports,
+          extractSettings(config.connector),
+        );
+        io.stdout.write(formatExtract(report));
+        return EXIT.ok;
       });
-      const report = await extract(
-        { entity: config.entity, startSalesId: config.startSalesId },
-        ports,
-        extractSettings(config.connector),
-      );
-      io.stdout.write(formatExtract(report));
-      return EXIT.ok;
+    }
+    case 'run': {
+      const logger = buildLogger(config.logFormat, io.stderr);
+      return withRuntime(config.home, logger, async (runtime) => {
+        const outcomes = await runPipeline(
+          { ...config, maxFileBytes: config.loader.maxFileBytes },
+          runtime,
+          io,
+        );
+        return exitFor(outcomes);
+      });
+    }
+    case 'process': {
+      const logger = buildLogger(config.logFormat, io.stderr);
+      return withRuntime(config.home, logger, async (runtime) => {
+        const report = await processWaiting(runtime, config.loader);
+        io.stdout.write(
+          report.outcomes.length ? formatOutcomes(report.outcomes) : 'No file waiting in {entity}/in/.\n',
+        );
+        return exitFor(report.outcomes);
+      });
+    }
+    case 'replay': {
+      const logger = buildLogger(config.logFormat, io.stderr);
+      const object = objectName(config.object, config.home);
+      return withRuntime(config.home, logger, async (runtime) => {
+        const outcome = await replay(object, runtime, config.loader);
+        io.stdout.write(formatOutcomes([outcome]));
+        return exitFor([outcome]);
+      });
+    }
+    case 'status': {
+      const logger = buildLogger(undefined, io.stderr);
+      return withRuntime(config.home, logger, async (runtime) => {
+        const report = await status(runtime);
+        io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+        return EXIT.ok;
+      });
     }
     case 'sandbox': {
       const sandbox = await startSandbox({
@@ -88,24 +186,38 @@ async function execute(config: CliConfig, _env: Env, io: CliIo): Promise<number>
       });
       try {
         const logger = buildLogger(config.logFormat, io.stderr);
-        const ports = localExtractPorts({
-          home: config.home,
-          api: { apiUrl: sandbox.url, apiKey },
-          connector: config.connector,
-          logger,
-        });
         io.stdout.write(`Sandbox Retail API on ${sandbox.url} (5% of requests fail on purpose).\n`);
-        for (const entity of ENTITIES) {
-          const report = await extract({ entity }, ports, extractSettings(config.connector));
-          io.stdout.write(formatExtract(report));
-        }
-        io.stdout.write(`Bucket: ${localPaths(config.home).bucket}\n`);
-        return EXIT.ok;
+        return await withRuntime(config.home, logger, async (runtime) => {
+          const outcomes = await runPipeline(
+            {
+              entities: ENTITIES,
+              home: config.home,
+              api: { apiUrl: sandbox.url, apiKey },
+              connector: config.connector,
+              maxFileBytes: config.loader.maxFileBytes,
+            },
+            runtime,
+            io,
+          );
+          io.stdout.write(`\n${formatStatus(await status(runtime))}`);
+          io.stdout.write(
+            `\nEverything lives in ${localPaths(config.home).home} (bucket/, warehouse.duckdb, events.ndjson).\n`,
+          );
+          return exitFor(outcomes);
+        });
       } finally {
         await sandbox.close();
       }
     }
   }
+}
+
+/** Accepts an object name, or a path to the object inside the local bucket folder. */
+function objectName(arg: string, home: string): string {
+  const bucket = localPaths(home).bucket;
+  const absolute = resolve(arg);
+  if (absolute.startsWith(`${bucket}${sep}`)) return relative(bucket, absolute).split(sep).join('/');
+  return arg.replace(/^\.?\/+/, '');
 }
 
 export function formatExtract(report: ExtractReport): string {
@@ -117,6 +229,73 @@ export function formatExtract(report: ExtractReport): string {
       return `${report.entity}: ${run.records} records${from}, ${run.pagesFetched} pages fetched, ${run.files.length} file(s)${resumed}${files}\n`;
     })
     .join('');
+}
+
+function formatOutcome(o: IngestOutcome): string {
+  switch (o.status) {
+    case 'loaded':
+      return `loaded ${o.object}: ${o.rows} rows${o.alreadyLoaded ? ' (already in raw)' : ''} -> ${o.archivedObject}${o.mergeError ? `; merge failed: ${o.mergeError}` : ''}\n`;
+    case 'failed':
+      return `FAILED ${o.object}: ${o.reason} -> ${o.failedObject}\n`;
+    case 'duplicate':
+      return `skipped ${o.object}: claimed by another delivery\n`;
+    case 'ignored':
+      return `ignored ${o.object}: ${o.reason}\n`;
+  }
+}
+
+function formatOutcomes(outcomes: readonly IngestOutcome[]): string {
+  return outcomes.map(formatOutcome).join('');
+}
+
+function table(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+  const cells = [header, ...rows].map((r) => r.map(String));
+  const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
+  const line = (r: readonly string[]) =>
+    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [
+    line(cells[0] ?? []),
+    widths.map((w) => '-'.repeat(w)).join('  '),
+    ...cells.slice(1).map(line),
+  ].join('\n');
+}
+
+export function formatStatus(report: PipelineStatus): string {
+  const w = report.warehouse;
+  const files = table(
+    ['files', ...OBJECT_STATES],
+    ENTITIES.map((e) => [e, ...OBJECT_STATES.map((s) => report.files[e][s])]),
+  );
+  const tables = table(
+    ['table', 'rows'],
+    w.tables.map((t) => [t.table, t.rows]),
+  );
+  const orphans =
+    Object.entries(w.orphans)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ') || 'none';
+  const rejects =
+    Object.entries(w.rejects)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(', ') || 'none';
+  const runs = w.lastRuns.length
+    ? table(
+        ['last connector runs', 'entity', 'records', 'pages', 'files', 'finished (UTC)'],
+        w.lastRuns.map((r) => [
+          r.runId,
+          r.entity,
+          r.records,
+          r.pagesFetched + r.pagesReused,
+          r.files.length,
+          r.finishedAt.toISOString().slice(0, 19),
+        ]),
+      )
+    : 'last connector runs: none';
+  const failed = w.lastFiles.filter((f) => f.state === 'failed');
+  const failures = failed.length
+    ? `Recent failures:\n${failed.map((f) => `  ${f.settledObject}: ${f.reason}`).join('\n')}\n`
+    : '';
+  return `${files}\n\n${tables}\n\nOrphans: ${orphans}\nRejects: ${rejects}\n\n${runs}\n${failures}`;
 }
 
 function isMainModule(): boolean {
@@ -139,19 +318,16 @@ if (isMainModule()) {
     stderr: { write: (text) => void process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },
     stopSignal,
   };
+  const command = process.argv[2];
   main(process.argv.slice(2), process.env, io).then(
     (code) => {
       process.exitCode = code;
       // Open handles (sockets, timers) must not keep a finished command alive.
-      if (argvCommand() !== 'sandbox') setImmediate(() => process.exit(code));
+      if (command !== 'sandbox') process.stdout.write('', () => process.exit(code));
     },
     (error: unknown) => {
       process.stderr.write(`retail-pipeline: ${describeError(error)}\n`);
       process.exit(EXIT.failure);
     },
   );
-}
-
-function argvCommand(): string | undefined {
-  return process.argv[2];
 }

@@ -76,6 +76,8 @@ export interface Warehouse {
   recordStep(params: StepParams & { step: string; startedAt: Date; counts: StepCounts }): Promise<void>;
   recordFile(outcome: FileOutcome): Promise<void>;
   recordConnectorRun(run: ConnectorRunRecord): Promise<void>;
+  /** Entities with loads whose merge has not run yet (a crash or a failed merge start left them). */
+  unmergedEntities(): Promise<Entity[]>;
   /** The largest valid sale id loaded so far (from the load ledger), or undefined. */
   maxSaleId(): Promise<bigint | undefined>;
   status(): Promise<WarehouseStatus>;

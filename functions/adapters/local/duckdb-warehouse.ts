@@ -247,6 +247,16 @@ export class DuckDbWarehouse implements Warehouse {
     });
   }
 
+  unmergedEntities(): Promise<Entity[]> {
+    return this.exclusive(async () =>
+      (
+        await this.rows(
+          "SELECT DISTINCT entity FROM ops.loads WHERE merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL) ORDER BY 1",
+        )
+      ).map((r) => r.entity as Entity),
+    );
+  }
+
   maxSaleId(): Promise<bigint | undefined> {
     return this.exclusive(async () => {
       const [row] = await this.rows(

@@ -33,6 +33,11 @@ export class FsObjectStore implements ObjectStore {
     this.location = root;
   }
 
+  /** The file behind an object (DuckDB reads objects from disk). */
+  pathOf(key: string): string {
+    return this.path(key);
+  }
+
   private path(key: string): string {
     if (
       !key ||

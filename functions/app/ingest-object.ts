@@ -1,0 +1,358 @@
+import type { Entity } from '../core/entities.js';
+import {
+  describeError,
+  FileRejectedError,
+  ObjectNotFoundError,
+  PipelineError,
+  PreconditionFailedError,
+} from '../core/errors.js';
+import {
+  archiveKey,
+  claimKey,
+  errorSidecarKey,
+  failedKey,
+  isArrival,
+  isLoadable,
+  parseClaimKey,
+  parseObjectKey,
+  rowsKeyOf,
+} from '../core/object-keys.js';
+import { RecordShapeError, toRawRow } from '../core/raw-records.js';
+import type { Clock, Randomness } from '../ports/clock.js';
+import type { EventPublisher } from '../ports/events.js';
+import type { Logger } from '../ports/logger.js';
+import type { ObjectStore } from '../ports/object-store.js';
+import type { Warehouse } from '../ports/warehouse.js';
+import type { WorkflowStarter } from '../ports/workflows.js';
+import { publish } from './publish.js';
+
+/** The object-finalize event, as plain values (bucket, object name, generation). */
+export interface FinalizeEvent {
+  readonly bucket: string;
+  readonly name: string;
+  readonly generation: string;
+}
+
+export interface IngestPorts {
+  readonly store: ObjectStore;
+  readonly warehouse: Warehouse;
+  readonly events: EventPublisher;
+  readonly workflows: WorkflowStarter;
+  readonly clock: Clock;
+  readonly randomness: Randomness;
+  readonly logger: Logger;
+}
+
+export interface IngestSettings {
+  /** Larger files are rejected (and go to failed/). */
+  readonly maxFileBytes: number;
+}
+
+export type IngestOutcome =
+  | { readonly status: 'ignored'; readonly object: string; readonly reason: string }
+  | { readonly status: 'duplicate'; readonly object: string }
+  | {
+      readonly status: 'loaded';
+      readonly object: string;
+      readonly archivedObject: string;
+      readonly rows: number;
+      readonly alreadyLoaded: boolean;
+      /** Set when the file is loaded and archived but its merge could not run now (a later merge catches up). */
+      readonly mergeError?: string;
+    }
+  | {
+      readonly status: 'failed';
+      readonly object: string;
+      readonly failedObject: string;
+      readonly reason: string;
+    };
+
+interface Claim {
+  readonly entity: Entity;
+  readonly name: string;
+  readonly generation: string;
+  /** The name it arrived under in `{entity}/in/` (raw SYS_FILE_NAME). */
+  readonly objectName: string;
+  readonly key: string;
+}
+
+/**
+ * The loader: one function of (finalize event, ports), called by the Cloud Function and by the
+ * local runtime alike. Claims the object (a generation-pinned move into processing/, so two
+ * deliveries of one event cannot both proceed), loads it into raw all-or-nothing, settles it in
+ * archive/ or failed/ (with a sidecar saying why), publishes the outcome and starts the merge.
+ * Transient errors propagate (the platform retries; the claim is recovered); the same object and
+ * generation is never appended to raw twice.
+ */
+export async function ingestObject(
+  event: FinalizeEvent,
+  ports: IngestPorts,
+  settings: IngestSettings,
+): Promise<IngestOutcome> {
+  if (!isArrival(event.name))
+    return { status: 'ignored', object: event.name, reason: 'not directly in {entity}/in/' };
+  const parsed = parseObjectKey(event.name);
+  if (!parsed) return { status: 'ignored', object: event.name, reason: 'not in the bucket layout' };
+  const claim: Claim = {
+    entity: parsed.entity,
+    name: parsed.name,
+    generation: event.generation,
+    objectName: event.name,
+    key: claimKey(parsed.entity, event.generation, parsed.name),
+  };
+  try {
+    await ports.store.move(event.name, claim.key, {
+      ifSourceGenerationMatch: event.generation,
+      ifDestinationAbsent: true,
+    });
+  } catch (error) {
+    if (error instanceof PreconditionFailedError || error instanceof ObjectNotFoundError) {
+      ports.logger.log('INFO', 'already claimed by another delivery', {
+        object: event.name,
+        generation: event.generation,
+      });
+      return { status: 'duplicate', object: event.name };
+    }
+    throw error;
+  }
+  return settleClaim(claim, ports, settings);
+}
+
+/**
+ * Claims left in processing/ by a loader that crashed; each is finished as if just claimed.
+ * Only call it where no other loader can be working (locally: the warehouse is held by this process).
+ */
+export async function recoverClaims(
+  ports: IngestPorts,
+  settings: IngestSettings,
+  entities: readonly Entity[],
+) {
+  const outcomes: IngestOutcome[] = [];
+  for (const entity of entities) {
+    for (const object of await ports.store.list(`${entity}/processing/`)) {
+      const parsed = parseClaimKey(object.key);
+      if (!parsed) continue;
+      ports.logger.log('WARNING', 'recovering a claim left by an interrupted load', { object: object.key });
+      outcomes.push(
+        await settleClaim(
+          { ...parsed, objectName: `${entity}/in/${parsed.name}`, key: object.key },
+          ports,
+          settings,
+        ),
+      );
+    }
+  }
+  return outcomes;
+}
+
+async function settleClaim(
+  claim: Claim,
+  ports: IngestPorts,
+  settings: IngestSettings,
+): Promise<IngestOutcome> {
+  const logger = ports.logger.child({
+    entity: claim.entity,
+    object: claim.objectName,
+    generation: claim.generation,
+  });
+  if (!isLoadable(claim.objectName)) {
+    return fail(claim, ports, logger, new FileRejectedError('only files ending .json are loaded'));
+  }
+  const rowsKey = rowsKeyOf(claim.key);
+  let load: { rows: number; alreadyLoaded: boolean; loadedAt: Date };
+  try {
+    const rows = await normalise(ports.store, claim, rowsKey, settings.maxFileBytes);
+    load = await ports.warehouse.loadRaw({
+      entity: claim.entity,
+      loadId: `${claim.objectName}#${claim.generation}`,
+      objectName: claim.objectName,
+      generation: claim.generation,
+      rowsKey,
+      rowCount: rows.count,
+      loadedAt: ports.clock.now(),
+      maxSaleId: rows.maxSaleId,
+    });
+  } catch (error) {
+    if (error instanceof PipelineError && !error.retryable) return fail(claim, ports, logger, error);
+    throw error; // transient: the claim stays in processing/ and is finished by a retry or recovery
+  }
+
+  const archivedObject = await settleTo(
+    ports.store,
+    claim,
+    archiveKey(claim.entity, claim.name, load.loadedAt),
+  );
+  await ports.store.delete(rowsKey);
+  const settledAt = ports.clock.now();
+  await ports.warehouse.recordFile({
+    objectName: claim.objectName,
+    generation: claim.generation,
+    entity: claim.entity,
+    state: 'archived',
+    settledObject: archivedObject,
+    rowCount: load.rows,
+    reason: undefined,
+    settledAt,
+  });
+  await publish(ports, {
+    type: 'file.loaded',
+    entity: claim.entity,
+    object: claim.objectName,
+    data: {
+      generation: claim.generation,
+      rows: load.rows,
+      archivedObject,
+      alreadyLoaded: load.alreadyLoaded,
+    },
+  });
+  logger.log('INFO', 'file loaded', { rows: load.rows, archivedObject, alreadyLoaded: load.alreadyLoaded });
+
+  const outcome = {
+    status: 'loaded',
+    object: claim.objectName,
+    archivedObject,
+    rows: load.rows,
+    alreadyLoaded: load.alreadyLoaded,
+  } as const;
+  try {
+    await ports.workflows.start({
+      entity: claim.entity,
+      object: claim.objectName,
+      generation: claim.generation,
+      runId: ports.randomness.uuid(),
+    });
+    return outcome;
+  } catch (error) {
+    // The rows are in raw and recorded as not merged: the next merge of this entity takes them.
+    return { ...outcome, mergeError: describeError(error) };
+  }
+}
+
+/** Reads the claimed file, checks every line, and writes the raw rows next to it. */
+async function normalise(
+  store: ObjectStore,
+  claim: Claim,
+  rowsKey: string,
+  maxFileBytes: number,
+): Promise<{ count: number; maxSaleId: bigint | undefined }> {
+  const info = await store.stat(claim.key);
+  if (!info) throw new FileRejectedError('the file vanished from processing/');
+  if (info.size > maxFileBytes) {
+    throw new FileRejectedError(`the file is ${info.size} bytes, over the limit of ${maxFileBytes} bytes`);
+  }
+  const decoder = new TextDecoder('utf-8', { fatal: true });
+  const out: string[] = [];
+  let count = 0;
+  let lineNumber = 0;
+  let maxSaleId: bigint | undefined;
+  let carry = '';
+  const take = (line: string): void => {
+    lineNumber++;
+    if (!line.trim()) return;
+    const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber);
+    out.push(row.json);
+    count++;
+    if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
+      maxSaleId = row.saleId;
+  };
+  try {
+    for await (const chunk of store.readStream(claim.key)) {
+      let text: string;
+      try {
+        text = decoder.decode(chunk, { stream: true });
+      } catch {
+        throw new FileRejectedError(
+          `the file is not UTF-8 text (near line ${lineNumber + 1})`,
+          lineNumber + 1,
+        );
+      }
+      const lines = (carry + text).split('\n');
+      carry = lines.pop() ?? '';
+      for (const line of lines) take(line);
+    }
+    try {
+      carry += decoder.decode();
+    } catch {
+      throw new FileRejectedError(`the file is not UTF-8 text (near line ${lineNumber + 1})`, lineNumber + 1);
+    }
+    take(carry);
+  } catch (error) {
+    if (error instanceof RecordShapeError) throw new FileRejectedError(error.message, error.line);
+    throw error;
+  }
+  if (count === 0) throw new FileRejectedError('the file holds no records');
+  await store.write(rowsKey, `${out.join('\n')}\n`);
+  return { count, maxSaleId };
+}
+
+/** Moves the claimed object to its final place; a name taken there keeps both (generation prefix). */
+async function settleTo(store: ObjectStore, claim: Claim, destination: string): Promise<string> {
+  try {
+    await store.move(claim.key, destination, { ifDestinationAbsent: true });
+    return destination;
+  } catch (error) {
+    if (!(error instanceof PreconditionFailedError)) throw error;
+    const cut = destination.lastIndexOf('/') + 1;
+    const alternative = `${destination.slice(0, cut)}${claim.generation}-${destination.slice(cut)}`;
+    await store.move(claim.key, alternative);
+    return alternative;
+  }
+}
+
+async function fail(
+  claim: Claim,
+  ports: IngestPorts,
+  logger: Logger,
+  error: unknown,
+): Promise<IngestOutcome> {
+  const reason = describeError(error);
+  const line = error instanceof FileRejectedError ? error.line : undefined;
+  const now = ports.clock.now();
+  let target = failedKey(claim.entity, claim.name, now);
+  if (await ports.store.stat(target)) {
+    const cut = target.lastIndexOf('/') + 1;
+    target = `${target.slice(0, cut)}${claim.generation}-${target.slice(cut)}`;
+  }
+  // The sidecar first: a crash between the two leaves the file in processing/, to be failed again.
+  await ports.store.write(
+    errorSidecarKey(target),
+    `${JSON.stringify(
+      {
+        object: claim.objectName,
+        generation: claim.generation,
+        entity: claim.entity,
+        failedAt: now.toISOString(),
+        reason,
+        ...(line !== undefined ? { line } : {}),
+        replay: `retail-pipeline replay ${target}`,
+      },
+      null,
+      2,
+    )}\n`,
+  );
+  await ports.store.move(claim.key, target);
+  await ports.store.delete(rowsKeyOf(claim.key));
+  await ports.warehouse.recordFile({
+    objectName: claim.objectName,
+    generation: claim.generation,
+    entity: claim.entity,
+    state: 'failed',
+    settledObject: target,
+    rowCount: undefined,
+    reason,
+    settledAt: now,
+  });
+  await publish(ports, {
+    type: 'file.failed',
+    entity: claim.entity,
+    object: claim.objectName,
+    data: {
+      generation: claim.generation,
+      failedObject: target,
+      reason,
+      ...(line !== undefined ? { line } : {}),
+    },
+  });
+  logger.log('WARNING', 'file failed', { failedObject: target, reason });
+  return { status: 'failed', object: claim.objectName, failedObject: target, reason };
+}

@@ -1,0 +1,130 @@
+import { ENTITIES, type Entity } from '../core/entities.js';
+import { ObjectNotFoundError, PreconditionFailedError, TerminalError, UsageError } from '../core/errors.js';
+import {
+  errorSidecarKey,
+  inKey,
+  isArrival,
+  OBJECT_STATES,
+  type ObjectState,
+  parseObjectKey,
+} from '../core/object-keys.js';
+import type { WarehouseStatus } from '../ports/warehouse.js';
+import {
+  type IngestOutcome,
+  type IngestPorts,
+  type IngestSettings,
+  ingestObject,
+  recoverClaims,
+} from './ingest-object.js';
+
+export interface ProcessReport {
+  readonly outcomes: readonly IngestOutcome[];
+  /** Merges run to catch up with loads a crash left unmerged. */
+  readonly catchUpMerges: readonly Entity[];
+}
+
+/**
+ * Loads every file waiting in `{entity}/in/` (first finishing claims an interrupted run left in
+ * processing/), each through the same loader the Cloud Function runs, then merges whatever a
+ * crash left unmerged. Call it only where no other loader runs (locally the warehouse lock holds).
+ */
+export async function processWaiting(
+  ports: IngestPorts,
+  settings: IngestSettings,
+  entities: readonly Entity[] = ENTITIES,
+): Promise<ProcessReport> {
+  const outcomes: IngestOutcome[] = [...(await recoverClaims(ports, settings, entities))];
+  for (const entity of entities) {
+    for (const object of await ports.store.list(`${entity}/in/`)) {
+      if (!isArrival(object.key)) continue;
+      outcomes.push(
+        await ingestObject(
+          { bucket: ports.store.location, name: object.key, generation: object.generation },
+          ports,
+          settings,
+        ),
+      );
+    }
+  }
+  const catchUpMerges: Entity[] = [];
+  for (const entity of await ports.warehouse.unmergedEntities()) {
+    if (!entities.includes(entity)) continue;
+    catchUpMerges.push(entity);
+    await ports.workflows.start({
+      entity,
+      object: `${entity}/in/`,
+      generation: '',
+      runId: ports.randomness.uuid(),
+    });
+  }
+  return { outcomes, catchUpMerges };
+}
+
+/**
+ * Manual replay: moves a file from failed/ (or archive/) back into `{entity}/in/` under its own
+ * name and processes it like any new arrival. A failed file's sidecar goes with it (the reason
+ * stays in ops.files); if it fails again, a new sidecar is written.
+ */
+export async function replay(
+  object: string,
+  ports: IngestPorts,
+  settings: IngestSettings,
+): Promise<IngestOutcome> {
+  const parsed = parseObjectKey(object);
+  if (
+    !parsed ||
+    (parsed.state !== 'failed' && parsed.state !== 'archive') ||
+    object.endsWith('.error.json')
+  ) {
+    throw new UsageError(
+      `replay takes a file under {entity}/failed/ or {entity}/archive/, e.g. sales/failed/2025/07/19/10h/x.json; not "${object}"`,
+    );
+  }
+  const source = await ports.store.stat(object);
+  if (!source) throw new TerminalError(`no such object: ${object}`);
+  const destination = inKey(parsed.entity, parsed.name);
+  let moved: { generation: string };
+  try {
+    moved = await ports.store.move(object, destination, {
+      ifSourceGenerationMatch: source.generation,
+      ifDestinationAbsent: true,
+    });
+  } catch (error) {
+    if (error instanceof PreconditionFailedError) {
+      throw new TerminalError(`${destination} exists already; process it first (retail-pipeline process)`);
+    }
+    if (error instanceof ObjectNotFoundError) throw new TerminalError(`no such object: ${object}`);
+    throw error;
+  }
+  if (parsed.state === 'failed') await ports.store.delete(errorSidecarKey(object));
+  ports.logger.log('INFO', 'replaying', { object, to: destination });
+  return ingestObject(
+    { bucket: ports.store.location, name: destination, generation: moved.generation },
+    ports,
+    settings,
+  );
+}
+
+export type FileCounts = Record<Entity, Record<ObjectState, number>>;
+
+export interface PipelineStatus {
+  readonly files: FileCounts;
+  readonly warehouse: WarehouseStatus;
+}
+
+/** Files per state (from the bucket) and rows, orphans, rejects, last runs (from the warehouse). */
+export async function status(ports: Pick<IngestPorts, 'store' | 'warehouse'>): Promise<PipelineStatus> {
+  const files = {} as FileCounts;
+  for (const entity of ENTITIES) {
+    const counts = Object.fromEntries(OBJECT_STATES.map((s) => [s, 0])) as Record<ObjectState, number>;
+    for (const object of await ports.store.list(`${entity}/`)) {
+      const key = parseObjectKey(object.key);
+      if (!key || object.key.endsWith('.error.json') || object.key.endsWith('.rows.ndjson')) continue;
+      if (key.state === 'staging' && !object.key.includes('/parts/') && !object.key.includes('/pages/'))
+        continue;
+      counts[key.state]++;
+    }
+    files[entity] = counts;
+  }
+  return { files, warehouse: await ports.warehouse.status() };
+}
