@@ -237,14 +237,13 @@ export class FsObjectStore implements ObjectStore {
     return this.infoOf(destination, to);
   }
 
-  /** Folders are only a view of key prefixes: drop the ones a delete or move left empty. */
+  /**
+   * Folders are only a view of key prefixes: drop the ones a delete or move left empty, but keep
+   * the first two levels (`sales/in/` ...) where people drop files by hand.
+   */
   private async pruneEmptyFolders(dir: string): Promise<void> {
     let current = dir;
-    while (
-      current.startsWith(this.root) &&
-      current !== this.root &&
-      relative(this.root, current).includes(sep)
-    ) {
+    while (current.startsWith(this.root) && relative(this.root, current).split(sep).length > 2) {
       try {
         await rmdir(current);
       } catch {
