@@ -1,0 +1,208 @@
+import assert from 'node:assert/strict';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { type IngestPorts, ingestObject, recoverClaims } from '../../functions/app/ingest-object.js';
+import { processWaiting } from '../../functions/app/pipeline.js';
+import { openLocalRuntime } from '../../functions/compose.js';
+import { claimKey } from '../../functions/core/object-keys.js';
+import type { ObjectStore } from '../../functions/ports/object-store.js';
+import { MemoryLogger, tempDir } from '../helpers/fakes.js';
+
+const SALE = (id: number, customer = 'C1') =>
+  `{"id":${id},"datetime":"2025-07-19T10:00:00Z","total_amount":"5","customer_id":"${customer}","items":[{"product_sku":"P1","quantity":1,"amount":"5"}]}`;
+const settings = { maxFileBytes: 1024 * 1024 };
+
+async function withRuntime(
+  fn: (rt: Awaited<ReturnType<typeof openLocalRuntime>>, home: string) => Promise<void>,
+) {
+  await using dir = await tempDir();
+  const runtime = await openLocalRuntime(dir.path, new MemoryLogger());
+  try {
+    await fn(runtime, dir.path);
+  } finally {
+    runtime.close();
+  }
+}
+
+const count = async (
+  rt: { warehouse: { query(sql: string): Promise<Record<string, unknown>[]> } },
+  table: string,
+) => Number((await rt.warehouse.query(`SELECT count(*) AS n FROM ${table}`))[0]?.n);
+
+async function events(
+  home: string,
+): Promise<{ type: string; object?: string; data: Record<string, unknown> }[]> {
+  return (await readFile(join(home, 'events.ndjson'), 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
+}
+
+/** Every call the loader makes to the store, to prove an ignored event touches nothing. */
+function spying(store: ObjectStore, calls: string[]): ObjectStore {
+  return new Proxy(store, {
+    get(target, property, receiver) {
+      const value = Reflect.get(target, property, receiver);
+      if (typeof value !== 'function') return value;
+      return (...args: unknown[]) => {
+        calls.push(String(property));
+        return value.apply(target, args);
+      };
+    },
+  });
+}
+
+describe('the loader on the local runtime', () => {
+  test('two deliveries of the same event at once: one load, one duplicate', () =>
+    withRuntime(async (rt, home) => {
+      const info = await rt.store.write('sales/in/a.json', `${SALE(1)}\n${SALE(2)}\n`);
+      const event = { bucket: 'b', name: 'sales/in/a.json', generation: info.generation };
+      const outcomes = await Promise.all([
+        ingestObject(event, rt, settings),
+        ingestObject(event, rt, settings),
+      ]);
+      assert.deepEqual(outcomes.map((o) => o.status).sort(), ['duplicate', 'loaded']);
+      assert.equal(await count(rt, 'raw.sales'), 2);
+      assert.equal(await count(rt, 'ods.sales'), 2);
+      const again = await ingestObject(event, rt, settings); // a late redelivery
+      assert.equal(again.status, 'duplicate');
+      assert.equal(await count(rt, 'raw.sales'), 2);
+      assert.deepEqual(
+        (await events(home)).map((e) => e.type),
+        ['file.loaded', 'merge.finished'],
+      );
+    }));
+
+  test('events outside {entity}/in/ are acknowledged without touching the bucket', () =>
+    withRuntime(async (rt) => {
+      const calls: string[] = [];
+      const ports: IngestPorts = { ...rt, store: spying(rt.store, calls) };
+      for (const name of [
+        'sales/archive/20250719/a.json',
+        'sales/processing/123/a.json',
+        'sales/failed/2025/07/19/10h/a.json',
+        'sales/staging/runs/r/parts/00000001-00000001_1__a.json',
+        'sales/in/nested/a.json',
+        'orders/in/a.json',
+        'a.json',
+      ]) {
+        const outcome = await ingestObject({ bucket: 'b', name, generation: '1' }, ports, settings);
+        assert.equal(outcome.status, 'ignored', name);
+      }
+      assert.deepEqual(calls, []);
+    }));
+
+  const rejected: [string, string | Buffer, RegExp][] = [
+    ['empty.json', '', /the file holds no records/],
+    ['blank.json', '\n\n  \n', /the file holds no records/],
+    ['array.json', '[{"id":1}]\n', /line 1: a record must be a JSON object, found a list/],
+    [
+      'latin1.json',
+      Buffer.from([0x7b, 0x22, 0x69, 0x64, 0x22, 0x3a, 0x22, 0xe9, 0x22, 0x7d, 0x0a]),
+      /not UTF-8 text/,
+    ],
+    ['shape.json', `${SALE(1)}\n{"id":2,"items":"x"}\n`, /line 2: items is a string, expected a list/],
+    ['notes.txt', 'hello', /only files ending \.json are loaded/],
+    ['big.json', `${SALE(1)}\n`.repeat(20_000), /over the limit of 1048576 bytes/],
+  ];
+  for (const [name, body, reason] of rejected) {
+    test(`${name} goes to failed/ with a sidecar, nothing reaches raw`, () =>
+      withRuntime(async (rt, home) => {
+        const info = await rt.store.write(`sales/in/${name}`, body);
+        const outcome = await ingestObject(
+          { bucket: 'b', name: `sales/in/${name}`, generation: info.generation },
+          rt,
+          settings,
+        );
+        assert.equal(outcome.status, 'failed');
+        assert.ok(outcome.status === 'failed' && reason.test(outcome.reason), JSON.stringify(outcome));
+        const failed = await rt.store.list('sales/failed/');
+        assert.equal(failed.length, 2);
+        const sidecar = JSON.parse(
+          String(await rt.store.read(failed.find((o) => o.key.endsWith('.error.json'))?.key ?? '')),
+        );
+        assert.match(sidecar.reason, reason);
+        assert.equal(sidecar.object, `sales/in/${name}`);
+        assert.equal(await count(rt, 'raw.sales'), 0);
+        assert.deepEqual(await rt.store.list('sales/processing/'), []);
+        const [event] = await events(home);
+        assert.equal(event?.type, 'file.failed');
+        assert.match(String(event?.data.reason), reason);
+      }));
+  }
+
+  test('a claim left by a crash after loading is finished without loading twice', () =>
+    withRuntime(async (rt) => {
+      const info = await rt.store.write('sales/in/a.json', `${SALE(7)}\n`);
+      // First delivery: claimed and loaded, then the process "dies" before archiving (no workflow either).
+      const dying: IngestPorts = {
+        ...rt,
+        store: new Proxy(rt.store, {
+          get(target, property, receiver) {
+            const value = Reflect.get(target, property, receiver);
+            if (property === 'move') {
+              return (...args: Parameters<ObjectStore['move']>) => {
+                if (args[1].includes('/archive/')) throw new Error('killed');
+                return target.move(...args);
+              };
+            }
+            return typeof value === 'function' ? value.bind(target) : value;
+          },
+        }),
+      };
+      await assert.rejects(
+        ingestObject({ bucket: 'b', name: 'sales/in/a.json', generation: info.generation }, dying, settings),
+        /killed/,
+      );
+      assert.equal(await count(rt, 'raw.sales'), 1);
+      assert.ok(await rt.store.stat(claimKey('sales', info.generation, 'a.json')));
+      const [outcome] = await recoverClaims(rt, settings, ['sales']);
+      assert.equal(outcome?.status, 'loaded');
+      assert.ok(outcome?.status === 'loaded' && outcome.alreadyLoaded);
+      assert.equal(await count(rt, 'raw.sales'), 1, 'not appended twice');
+      assert.equal(await count(rt, 'ods.sales'), 1);
+      assert.deepEqual(await rt.store.list('sales/processing/'), []);
+    }));
+
+  test('merges running at the same time neither lose nor duplicate rows', () =>
+    withRuntime(async (rt) => {
+      await rt.store.write('products/in/p.json', '{"product_sku":"P1","unit_amount":"5"}\n');
+      await rt.store.write('customers/in/c.json', '{"customer_id":"C1"}\n');
+      for (let f = 0; f < 6; f++) {
+        await rt.store.write(
+          `sales/in/s${f}.json`,
+          `${Array.from({ length: 50 }, (_, i) => SALE(f * 50 + i + 1)).join('\n')}\n`,
+        );
+      }
+      const files = await rt.store.list('sales/in/');
+      await processWaiting(rt, settings, ['products', 'customers']);
+      // Six files arrive at once: six loaders, six merges in flight together.
+      const outcomes = await Promise.all(
+        files.map((o) => ingestObject({ bucket: 'b', name: o.key, generation: o.generation }, rt, settings)),
+      );
+      assert.ok(outcomes.every((o) => o.status === 'loaded' && !o.mergeError));
+      assert.equal(await count(rt, 'ods.sales'), 300);
+      assert.equal(await count(rt, 'dmt.sales_items'), 300);
+      assert.equal(
+        Number((await rt.warehouse.query('SELECT count(DISTINCT id) AS n FROM dmt.sales_items'))[0]?.n),
+        300,
+      );
+      assert.equal(await count(rt, 'dmt.sales_items_orphans'), 0);
+    }));
+
+  test('a file dropped by hand with any .json name is loaded like a connector file', () =>
+    withRuntime(async (rt) => {
+      const info = await rt.store.write(
+        'customers/in/My Export (2).json',
+        '{"customer_id":"C9","emails":["a@b.c"]}\n',
+      );
+      const outcome = await ingestObject(
+        { bucket: 'b', name: 'customers/in/My Export (2).json', generation: info.generation },
+        rt,
+        settings,
+      );
+      assert.equal(outcome.status, 'loaded');
+      assert.equal(await count(rt, 'ods.customers'), 1);
+    }));
+});
