@@ -9,6 +9,7 @@ import {
   parseObjectKey,
 } from '../core/object-keys.js';
 import type { WarehouseStatus } from '../ports/warehouse.js';
+import { type ExtractPorts, type ExtractReport, type ExtractSettings, extract } from './extract.js';
 import {
   type IngestOutcome,
   type IngestPorts,
@@ -58,6 +59,32 @@ export async function processWaiting(
     });
   }
   return { outcomes, catchUpMerges };
+}
+
+export interface RunStep {
+  readonly extract: ExtractReport;
+  readonly processed: ProcessReport;
+}
+
+/**
+ * `run`: for each entity in order, the connector, then every file that landed through the
+ * loader and the merge. Products and customers go first so that sales find them.
+ */
+export async function runEntities(
+  entities: readonly Entity[],
+  ports: { extract: ExtractPorts; ingest: IngestPorts },
+  settings: { extract: ExtractSettings; ingest: IngestSettings },
+  onStep: (step: RunStep) => void = () => undefined,
+): Promise<RunStep[]> {
+  const steps: RunStep[] = [];
+  for (const entity of entities) {
+    const report = await extract({ entity }, ports.extract, settings.extract);
+    const processed = await processWaiting(ports.ingest, settings.ingest, [entity]);
+    const step = { extract: report, processed };
+    onStep(step);
+    steps.push(step);
+  }
+  return steps;
 }
 
 /**

@@ -5,7 +5,7 @@ import { relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ExtractReport, extract } from '../app/extract.js';
 import type { IngestOutcome } from '../app/ingest-object.js';
-import { type PipelineStatus, processWaiting, replay, status } from '../app/pipeline.js';
+import { type PipelineStatus, processWaiting, replay, runEntities, status } from '../app/pipeline.js';
 import {
   buildLogger,
   extractSettings,
@@ -87,16 +87,13 @@ async function runPipeline(
   runtime: LocalRuntime,
   io: CliIo,
 ): Promise<IngestOutcome[]> {
-  const outcomes: IngestOutcome[] = [];
-  const ports = localExtractPorts({ ...options, logger: runtime.logger, runtime });
-  for (const entity of options.entities) {
-    const report = await extract({ entity }, ports, extractSettings(options.connector));
-    io.stdout.write(formatExtract(report));
-    const processed = await processWaiting(runtime, { maxFileBytes: options.maxFileBytes }, [entity]);
-    io.stdout.write(formatOutcomes(processed.outcomes));
-    outcomes.push(...processed.outcomes);
-  }
-  return outcomes;
+  const steps = await runEntities(
+    options.entities,
+    { extract: localExtractPorts({ ...options, logger: runtime.logger, runtime }), ingest: runtime },
+    { extract: extractSettings(options.connector), ingest: { maxFileBytes: options.maxFileBytes } },
+    (step) => io.stdout.write(formatExtract(step.extract) + formatOutcomes(step.processed.outcomes)),
+  );
+  return steps.flatMap((s) => s.processed.outcomes);
 }
 
 async function execute(config: CliConfig, io: CliIo): Promise<number> {

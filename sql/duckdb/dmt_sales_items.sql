@@ -1,6 +1,6 @@
 -- ods -> dmt.sales_items and dmt.sales_items_orphans (DuckDB twin of sql/bigquery/dmt_sales_items.sql).
--- Considers the sales merged since the last run (ops.loads.mart_at IS NULL) and every open
--- orphan (its product or customer may have arrived). One row per (sale, SKU): lines of the same
+-- Considers the sales merged since the last run (ops.loads.mart_at IS NULL) and the open
+-- orphans whose product or customer has arrived, so its cost follows what changed. One row per (sale, SKU): lines of the same
 -- SKU summed. A line enters the mart only when its product and its customer are known; otherwise
 -- it is an orphan (missing_product checked first). The mart is append-only by id.
 -- Runs in one transaction; re-running it changes nothing. Parameters: $now.
@@ -15,7 +15,11 @@ SELECT s.id
 FROM ods.sales AS s
 JOIN mart_loads AS l ON s.SYS_FILE_NAME = l.object_name AND s.SYS_DATE_CREATE = l.loaded_at
 UNION
-SELECT sale_id FROM dmt.sales_items_orphans;
+-- open orphans whose missing product or customer is now known (the others cannot change)
+SELECT o.sale_id
+FROM dmt.sales_items_orphans AS o
+WHERE (o.reason = 'missing_product' AND EXISTS (SELECT 1 FROM ods.products AS p WHERE p.product_sku = o.product_sku))
+   OR (o.reason = 'missing_customer' AND EXISTS (SELECT 1 FROM ods.customers AS c WHERE c.customer_id = o.customer_id));
 
 CREATE OR REPLACE TEMP TABLE mart_lines AS
 WITH lines AS (
@@ -43,12 +47,13 @@ INSERT INTO dmt.sales_items
   (id, sales_datetime, item_amount, product_sku, item_quantity, product_description, discount_perc)
 SELECT
   id, datetime, item_amount, product_sku, item_quantity, product_description,
-  CASE WHEN unit_amount * item_quantity = 0 THEN NULL
-       ELSE CAST(round(100 * (1 - rp_div(item_amount, unit_amount * item_quantity)), 2) AS DECIMAL(38, 9))
-  END
-FROM mart_lines AS l
-WHERE has_product AND has_customer
-  AND NOT EXISTS (SELECT 1 FROM dmt.sales_items AS m WHERE m.id = l.id);
+  CAST(round(100 * (1 - rp_div_scaled(amount_scaled, list_scaled)), 2) AS DECIMAL(38, 9))
+FROM (
+  SELECT l.*, rp_scaled(item_amount) AS amount_scaled, rp_scaled(unit_amount * item_quantity) AS list_scaled
+  FROM mart_lines AS l
+  WHERE has_product AND has_customer
+    AND NOT EXISTS (SELECT 1 FROM dmt.sales_items AS m WHERE m.id = l.id)
+);
 
 MERGE INTO dmt.sales_items_orphans AS o
 USING (

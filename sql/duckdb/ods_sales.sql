@@ -13,25 +13,35 @@ WITH src AS (
   FROM raw.sales AS r
   JOIN batch_loads AS b ON r.SYS_FILE_NAME = b.object_name AND r.SYS_DATE_CREATE = b.loaded_at
 ), typed AS (
+  -- each rule is evaluated once per value; the reasons below only look at the results
   SELECT
     src.*,
     rp_int64(id) AS t_id,
     rp_datetime(datetime) AS t_datetime,
     rp_numeric(total_amount) AS t_total_amount,
     list_transform(items, it -> {
-      'product_sku': it.product_sku, 'quantity': rp_int64(it.quantity), 'amount': rp_numeric(it.amount)
-    }) AS t_items,
-    list_filter(list_transform(items, (it, i) -> CASE
-      WHEN rp_blank(it.product_sku) THEN 'items[' || (i - 1) || '].product_sku is missing'
-      WHEN it.quantity IS NULL THEN 'items[' || (i - 1) || '].quantity is missing'
-      WHEN rp_int64(it.quantity) IS NULL THEN 'items[' || (i - 1) || '].quantity is not an integer'
-      WHEN it.amount IS NULL THEN 'items[' || (i - 1) || '].amount is missing'
-      WHEN rp_numeric(it.amount) IS NULL THEN 'items[' || (i - 1) || '].amount is not a decimal number'
-    END), r -> r IS NOT NULL)[1] AS item_reason
+      'product_sku': it.product_sku, 'sku_blank': rp_blank(it.product_sku),
+      'quantity_raw': it.quantity, 'quantity': rp_int64(it.quantity),
+      'amount_raw': it.amount, 'amount': rp_numeric(it.amount)
+    }) AS t_lines
   FROM src
+), lined AS (
+  SELECT
+    typed.*,
+    list_transform(t_lines, l -> {'product_sku': l.product_sku, 'quantity': l.quantity, 'amount': l.amount}) AS t_items,
+    CASE WHEN list_bool_and(list_transform(t_lines, l -> NOT l.sku_blank AND l.quantity IS NOT NULL AND l.amount IS NOT NULL))
+         IS NOT FALSE THEN NULL
+    ELSE list_filter(list_transform(t_lines, (l, i) -> CASE
+      WHEN l.sku_blank THEN 'items[' || (i - 1) || '].product_sku is missing'
+      WHEN l.quantity_raw IS NULL THEN 'items[' || (i - 1) || '].quantity is missing'
+      WHEN l.quantity IS NULL THEN 'items[' || (i - 1) || '].quantity is not an integer'
+      WHEN l.amount_raw IS NULL THEN 'items[' || (i - 1) || '].amount is missing'
+      WHEN l.amount IS NULL THEN 'items[' || (i - 1) || '].amount is not a decimal number'
+    END), r -> r IS NOT NULL)[1] END AS item_reason
+  FROM typed
 )
 SELECT
-  typed.*,
+  lined.* EXCLUDE (t_lines),
   CASE
     WHEN rp_blank(id) THEN 'id is missing'
     WHEN t_id IS NULL THEN 'id is not an integer'
@@ -42,7 +52,7 @@ SELECT
     WHEN rp_blank(customer_id) THEN 'customer_id is missing'
     ELSE item_reason
   END AS reason
-FROM typed;
+FROM lined;
 
 -- A record seen again unchanged (a replay, the API serving it twice) is one reject, not two.
 INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record)

@@ -1,8 +1,11 @@
 /**
- * `npm run bench`: connector throughput against the sandbox (no faults), next to a bare
- * concurrent fetch of the same pages, and peak memory at two volumes (it must not grow with the
- * number of records). The sandbox runs in its own process, as the real API would.
- * BENCH_SALES (default 100000) sets the larger volume; BENCH_CONCURRENCY (default 4) the pages in flight.
+ * `npm run bench`. The sandbox runs in its own process, as the real API would; every measured
+ * job runs in its own process too (peak RSS is its own). Three measures:
+ *  1. connector: sales at 1/5 and full volume, next to a bare concurrent fetch of the same pages;
+ *  2. the whole local pipeline (API -> bucket -> raw -> ods -> mart) at full volume, next to a
+ *     bare fetch of all three endpoints;
+ *  3. an "hourly" run after 1% new sales, against the first run.
+ * BENCH_SALES (default 100000) sets the volume; BENCH_CONCURRENCY (default 4) the pages in flight.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -54,10 +57,10 @@ async function withSandbox<T>(sales: number, fn: (url: string) => Promise<T>): P
   }
 }
 
-async function measure(mode: 'bare' | 'extract', url: string): Promise<Measure> {
-  const home = await mkdtemp(join(tmpdir(), 'bench-'));
+async function measure(mode: 'bare' | 'extract' | 'pipeline', url: string, home?: string): Promise<Measure> {
+  const dir = home ?? (await mkdtemp(join(tmpdir(), 'bench-')));
   try {
-    const child = node(['test/bench/worker.ts', mode, url, KEY, home, CONCURRENCY]);
+    const child = node(['test/bench/worker.ts', mode, url, KEY, dir, CONCURRENCY]);
     let out = '';
     child.stdout.on('data', (d) => {
       out += d;
@@ -66,38 +69,66 @@ async function measure(mode: 'bare' | 'extract', url: string): Promise<Measure> 
     if (code !== 0) throw new Error(`${mode} worker exited with ${code}`);
     return JSON.parse(out) as Measure;
   } finally {
-    await rm(home, { recursive: true, force: true });
+    if (!home) await rm(dir, { recursive: true, force: true });
   }
 }
 
-const rows: string[] = [];
-const results: Record<string, Measure> = {};
+const s = (m: Measure) => `${(m.ms / 1000).toFixed(2)} s`;
+const n = (x: number) => Math.round(x).toLocaleString('en');
+const lines: string[] = [
+  `Benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, concurrency ${CONCURRENCY}, page size 250, no faults`,
+  '',
+  '1. Connector (sales only)',
+  '',
+  '| sales in API | records written | bare fetch | connector | connector / bare | records/s | connector peak RSS |',
+  '|---|---|---|---|---|---|---|',
+];
+const connectorRss: number[] = [];
 for (const sales of [Math.round(SALES / 5), SALES]) {
   await withSandbox(sales, async (url) => {
-    await measure('bare', url); // warm-up: the sandbox builds its pages lazily and the JIT warms
+    await measure('bare', url); // warm-up
     const bare = await measure('bare', url);
     const connector = await measure('extract', url);
-    results[`bare-${sales}`] = bare;
-    results[`extract-${sales}`] = connector;
-    rows.push(
-      `| ${sales.toLocaleString('en')} | ${connector.records.toLocaleString('en')} | ${(bare.ms / 1000).toFixed(2)} s | ${(connector.ms / 1000).toFixed(2)} s | ${(connector.ms / bare.ms).toFixed(2)}x | ${Math.round(connector.records / (connector.ms / 1000)).toLocaleString('en')} | ${bare.peakRssMiB.toFixed(0)} MiB | ${connector.peakRssMiB.toFixed(0)} MiB |`,
+    connectorRss.push(connector.peakRssMiB);
+    lines.push(
+      `| ${n(sales)} | ${n(connector.records)} | ${s(bare)} (all endpoints) | ${s(connector)} | ${(connector.ms / bare.ms).toFixed(2)}x | ${n(connector.records / (connector.ms / 1000))} | ${connector.peakRssMiB.toFixed(0)} MiB |`,
     );
   });
 }
-
-const small = results[`extract-${Math.round(SALES / 5)}`];
-const large = results[`extract-${SALES}`];
-process.stdout.write(
-  [
-    `Connector benchmark — ${cpus().length} cores (${cpus()[0]?.model ?? 'unknown CPU'}), Node ${process.version}, concurrency ${CONCURRENCY}, page size 250, no faults`,
-    '',
-    '| sales in API | records written | bare fetch | connector | connector / bare | records/s | bare peak RSS | connector peak RSS |',
-    '|---|---|---|---|---|---|---|---|',
-    ...rows,
-    '',
-    small && large
-      ? `Peak RSS at ${SALES.toLocaleString('en')} sales vs ${Math.round(SALES / 5).toLocaleString('en')}: ${(large.peakRssMiB / small.peakRssMiB).toFixed(2)}x (flat means streamed, not buffered)`
-      : '',
-    '',
-  ].join('\n'),
+lines.push(
+  '',
+  `Connector peak RSS at ${n(SALES)} vs ${n(SALES / 5)} sales: ${((connectorRss[1] ?? 0) / (connectorRss[0] ?? 1)).toFixed(2)}x`,
 );
+
+const home = await mkdtemp(join(tmpdir(), 'bench-pipeline-'));
+try {
+  const first = await withSandbox(SALES, async (url) => {
+    await measure('bare', url);
+    const bare = await measure('bare', url);
+    const pipeline = await measure('pipeline', url, home);
+    lines.push(
+      '',
+      '2. Whole local pipeline (products, customers, sales -> bucket -> raw -> ods -> dmt)',
+      '',
+      '| sales | records | bare fetch (3 endpoints) | pipeline | pipeline / bare | sales/s | peak RSS |',
+      '|---|---|---|---|---|---|---|',
+      `| ${n(SALES)} | ${n(pipeline.records)} | ${s(bare)} | ${s(pipeline)} | ${(pipeline.ms / bare.ms).toFixed(2)}x | ${n(SALES / (pipeline.ms / 1000))} | ${pipeline.peakRssMiB.toFixed(0)} MiB |`,
+    );
+    return pipeline;
+  });
+  // One hour later: the same API with 1% more sales (same seed: the first SALES are identical).
+  await withSandbox(Math.round(SALES * 1.01), async (url) => {
+    const hourly = await measure('pipeline', url, home);
+    lines.push(
+      '',
+      '3. Hourly run after 1% new sales (products and customers in full again, sales incremental)',
+      '',
+      `| first run | hourly run | hourly / first | records fetched |`,
+      '|---|---|---|---|',
+      `| ${s(first)} | ${s(hourly)} | ${((100 * hourly.ms) / first.ms).toFixed(1)}% | ${n(hourly.records)} |`,
+    );
+  });
+} finally {
+  await rm(home, { recursive: true, force: true });
+}
+process.stdout.write(`${lines.join('\n')}\n`);

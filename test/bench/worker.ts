@@ -1,25 +1,32 @@
 /**
- * One measured job in its own process, so its peak RSS is its own: `bare` fetches every page of
- * /sales with the same concurrency and throws the bodies away (the practical limit); `extract`
- * runs the connector. Prints one JSON line: wall time and peak RSS.
+ * One measured job in its own process, so its peak RSS is its own. Prints one JSON line.
+ * - `bare`: fetches every page of the given endpoints with the same concurrency and throws the
+ *   bodies away (the practical limit of any client).
+ * - `extract`: the connector for sales.
+ * - `pipeline`: the whole local pipeline (`run`): products, customers, sales, to the mart.
  */
 import { performance } from 'node:perf_hooks';
 import { JsonLogger } from '../../functions/adapters/common/json-logger.js';
 import { extract } from '../../functions/app/extract.js';
-import { extractSettings, localExtractPorts } from '../../functions/compose.js';
+import { runEntities } from '../../functions/app/pipeline.js';
+import { extractSettings, localExtractPorts, openLocalRuntime } from '../../functions/compose.js';
 import { connectorSettings } from '../../functions/core/config.js';
+import { ENTITIES } from '../../functions/core/entities.js';
 import { Secret } from '../../functions/core/secret.js';
 
 const [mode, url, key, home, concurrency] = process.argv.slice(2);
 if (!mode || !url || !key || !home || !concurrency)
-  throw new Error('usage: worker bare|extract URL KEY HOME CONCURRENCY');
+  throw new Error('usage: worker bare|extract|pipeline URL KEY HOME CONCURRENCY');
 const started = performance.now();
 let records = 0;
+const api = { apiUrl: url, apiKey: new Secret(key) };
+const connector = connectorSettings({ concurrency }, {});
+const logger = new JsonLogger(() => undefined, { format: 'json', minSeverity: 'ERROR' });
 
-if (mode === 'bare') {
+async function bare(endpoint: string): Promise<void> {
   const get = async (page: number) => {
-    const response = await fetch(`${url}/sales?page=${page}&page_size=250`, {
-      headers: { 'X-API-Key': key },
+    const response = await fetch(`${url}/${endpoint}?page=${page}&page_size=250`, {
+      headers: { 'X-API-Key': key as string },
     });
     return JSON.parse(await response.text()) as { data: unknown[]; total_pages: number };
   };
@@ -33,12 +40,25 @@ if (mode === 'bare') {
     }
   });
   await Promise.all(workers);
-} else {
-  const connector = connectorSettings({ concurrency }, {});
-  const logger = new JsonLogger(() => undefined, { format: 'json', minSeverity: 'ERROR' });
-  const ports = localExtractPorts({ home, api: { apiUrl: url, apiKey: new Secret(key) }, connector, logger });
+}
+
+if (mode === 'bare') {
+  for (const endpoint of ENTITIES) await bare(endpoint);
+} else if (mode === 'extract') {
+  const ports = localExtractPorts({ home, api, connector, logger });
   const report = await extract({ entity: 'sales' }, ports, extractSettings(connector));
   records = report.runs.reduce((n, r) => n + r.records, 0);
+} else {
+  const runtime = await openLocalRuntime(home, logger);
+  const steps = await runEntities(
+    ENTITIES,
+    { extract: localExtractPorts({ home, api, connector, logger, runtime }), ingest: runtime },
+    { extract: extractSettings(connector), ingest: { maxFileBytes: 2 ** 30 } },
+  );
+  records = steps.flatMap((s) => s.extract.runs).reduce((n, r) => n + r.records, 0);
+  const [mart] = await runtime.warehouse.query('SELECT count(*) AS n FROM dmt.sales_items');
+  runtime.close();
+  process.stderr.write(`mart rows: ${mart?.n}\n`);
 }
 
 const ms = performance.now() - started;
