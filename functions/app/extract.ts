@@ -25,7 +25,7 @@ import type { EventPublisher } from '../ports/events.js';
 import type { Logger } from '../ports/logger.js';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
 import type { RetailApi } from '../ports/retail-api.js';
-import type { Warehouse } from '../ports/warehouse.js';
+import type { ConnectorRunRecord, Warehouse } from '../ports/warehouse.js';
 import { type Holder, Lease } from './lease.js';
 import { publish } from './publish.js';
 import { withRetries } from './retry.js';
@@ -65,18 +65,8 @@ export interface ExtractRequest {
   readonly startSalesId?: bigint | undefined;
 }
 
-export interface RunReport {
-  readonly runId: string;
-  readonly resumed: boolean;
-  readonly startSalesId: string | undefined;
-  /** Pages requested from the API by this invocation (each fetched whole once). */
-  readonly pagesFetched: number;
-  /** Pages a crashed earlier invocation had already made durable, reused here. */
-  readonly pagesReused: number;
-  readonly records: number;
-  /** Files this invocation published into `{entity}/in/`. */
-  readonly files: readonly string[];
-}
+/** One connector run, as recorded in ops.connector_runs (without the entity and end time). */
+export type RunReport = Omit<ConnectorRunRecord, 'entity' | 'finishedAt'>;
 
 export interface ExtractReport {
   readonly entity: Entity;

@@ -38,11 +38,15 @@ export interface ConnectorRunRecord {
   readonly runId: string;
   readonly entity: Entity;
   readonly finishedAt: Date;
+  /** Whether it continued a run a crash had interrupted. */
   readonly resumed: boolean;
   readonly startSalesId: string | undefined;
+  /** Pages requested from the API by this invocation (each fetched whole once). */
   readonly pagesFetched: number;
+  /** Pages a crashed earlier invocation had already made durable, reused here. */
   readonly pagesReused: number;
   readonly records: number;
+  /** Files this invocation published into `{entity}/in/`. */
   readonly files: readonly string[];
 }
 
