@@ -161,7 +161,8 @@ async function settleClaim(
   const rowsKey = rowsKeyOf(claim.key);
   let load: { rows: number; alreadyLoaded: boolean; loadedAt: Date };
   try {
-    const rows = await normalise(ports.store, claim, rowsKey, settings.maxFileBytes);
+    const loadedAt = ports.clock.now();
+    const rows = await normalise(ports.store, claim, rowsKey, settings.maxFileBytes, loadedAt);
     load = await ports.warehouse.loadRaw({
       entity: claim.entity,
       loadId: `${claim.objectName}#${claim.generation}`,
@@ -169,7 +170,7 @@ async function settleClaim(
       generation: claim.generation,
       rowsKey,
       rowCount: rows.count,
-      loadedAt: ports.clock.now(),
+      loadedAt,
       maxSaleId: rows.maxSaleId,
     });
   } catch (error) {
@@ -228,13 +229,19 @@ async function settleClaim(
   }
 }
 
-/** Reads the claimed file, checks every line, and writes the raw rows next to it. */
+/**
+ * Reads the claimed file, checks every line, and writes the raw rows next to it: exactly the raw
+ * table's columns, SYS_DATE_CREATE and SYS_FILE_NAME included, so that BigQuery (a load job) and
+ * DuckDB (read_json) append the same file as it is.
+ */
 async function normalise(
   store: ObjectStore,
   claim: Claim,
   rowsKey: string,
   maxFileBytes: number,
+  loadedAt: Date,
 ): Promise<{ count: number; maxSaleId: bigint | undefined }> {
+  const sys = { SYS_DATE_CREATE: loadedAt.toISOString(), SYS_FILE_NAME: claim.objectName };
   const info = await store.stat(claim.key);
   if (!info) throw new FileRejectedError('the file vanished from processing/');
   if (info.size > maxFileBytes) {
@@ -249,7 +256,7 @@ async function normalise(
   const take = (line: string): void => {
     lineNumber++;
     if (!line.trim()) return;
-    const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber);
+    const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber, sys);
     out.push(row.json);
     count++;
     if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))

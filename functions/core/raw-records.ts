@@ -95,7 +95,12 @@ export interface RawRow {
 }
 
 /** One line of a landed file as a raw row; throws RecordShapeError when it cannot be one. */
-export function toRawRow(entity: Entity, line: string, lineNumber: number): RawRow {
+export function toRawRow(
+  entity: Entity,
+  line: string,
+  lineNumber: number,
+  sys?: { readonly SYS_DATE_CREATE: string; readonly SYS_FILE_NAME: string },
+): RawRow {
   let parsed: unknown;
   try {
     parsed = JSON.parse(quoteScalars(line));
@@ -112,5 +117,5 @@ export function toRawRow(entity: Entity, line: string, lineNumber: number): RawR
   }
   const saleId =
     entity === 'sales' && typeof row.id === 'string' ? integerOf(JSON.stringify(row.id)) : undefined;
-  return { json: JSON.stringify(row), saleId };
+  return { json: JSON.stringify(sys ? { ...row, ...sys } : row), saleId };
 }

@@ -340,3 +340,33 @@ export function duckDbDdl(table: Table): string {
   );
   return `CREATE TABLE IF NOT EXISTS ${table.dataset}.${table.name} (\n${columns.join(',\n')}\n);`;
 }
+
+/** A field as the BigQuery API (and the Terraform google provider) takes it. */
+export interface BigQueryField {
+  name: string;
+  type: string;
+  mode: Field['mode'];
+  description: string;
+  fields?: BigQueryField[];
+}
+
+const BIGQUERY_TYPES: Record<ScalarType | 'STRUCT', string> = {
+  STRING: 'STRING',
+  INT64: 'INTEGER',
+  NUMERIC: 'NUMERIC',
+  DATETIME: 'DATETIME',
+  TIMESTAMP: 'TIMESTAMP',
+  JSON: 'JSON',
+  BOOL: 'BOOLEAN',
+  STRUCT: 'RECORD',
+};
+
+export function bigQuerySchema(fields: readonly Field[]): BigQueryField[] {
+  return fields.map((field) => ({
+    name: field.name,
+    type: BIGQUERY_TYPES[field.type],
+    mode: field.mode,
+    description: field.description,
+    ...(field.fields ? { fields: bigQuerySchema(field.fields) } : {}),
+  }));
+}

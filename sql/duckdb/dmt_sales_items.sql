@@ -11,9 +11,13 @@ FROM ops.loads
 WHERE entity = 'sales' AND merged_at IS NOT NULL AND mart_at IS NULL;
 
 CREATE OR REPLACE TEMP TABLE mart_candidates AS
-SELECT s.id
-FROM ods.sales AS s
-JOIN mart_loads AS l ON s.SYS_FILE_NAME = l.object_name AND s.SYS_DATE_CREATE = l.loaded_at
+SELECT id
+FROM (
+  SELECT rp_int64(r.id) AS id
+  FROM raw.sales AS r
+  JOIN mart_loads AS l ON r.SYS_FILE_NAME = l.object_name AND r.SYS_DATE_CREATE = l.loaded_at
+)
+WHERE id IS NOT NULL
 UNION
 -- open orphans whose missing product or customer is now known (the others cannot change)
 SELECT o.sale_id

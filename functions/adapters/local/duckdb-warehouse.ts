@@ -130,15 +130,15 @@ export class DuckDbWarehouse implements Warehouse {
           };
         }
         const table = RAW_TABLES[load.entity];
-        const fields = apiFields(table);
-        const columns = fields.map((f) => `${f.name}: ${literal(duckDbType(f))}`).join(', ');
-        const names = fields.map((f) => f.name).join(', ');
+        const columns = table.fields.map((f) => `${f.name}: ${literal(duckDbType(f))}`).join(', ');
+        const names = table.fields.map((f) => f.name).join(', ');
+        // The rows file carries every column, SYS_DATE_CREATE and SYS_FILE_NAME included (the
+        // same file a BigQuery load job appends), so it is appended as it is.
         const result = await this.connection.run(
-          `INSERT INTO raw.${table.name} (${names}, SYS_DATE_CREATE, SYS_FILE_NAME)
-           SELECT ${names}, CAST($loaded_at AS TIMESTAMPTZ), $object
+          `INSERT INTO raw.${table.name} (${names})
+           SELECT ${names}
            FROM read_json(${literal(this.pathOf(load.rowsKey))}, format = 'newline_delimited', records = true,
                           columns = {${columns}})`,
-          { loaded_at: load.loadedAt.toISOString(), object: load.objectName },
         );
         const inserted = Number(result.rowsChanged);
         if (inserted !== load.rowCount) {
