@@ -9,12 +9,11 @@ import { CryptoRandomness, SystemClock } from './adapters/common/system-clock.js
 import { DuckDbWarehouse } from './adapters/local/duckdb-warehouse.js';
 import { EventLogPublisher } from './adapters/local/event-log-publisher.js';
 import { FsObjectStore } from './adapters/local/fs-object-store.js';
-import { LocalWorkflowRunner } from './adapters/local/local-workflow-runner.js';
+import { LocalWorkflowRunner, loadWorkflow } from './adapters/local/local-workflow-runner.js';
 import type { ExtractPorts, ExtractSettings } from './app/extract.js';
 import type { IngestPorts } from './app/ingest-object.js';
 import type { Holder } from './app/lease.js';
 import type { ApiSettings, ConnectorSettings } from './core/config.js';
-import { DEFAULT_RETRY_POLICY } from './core/retry.js';
 import type { Logger } from './ports/logger.js';
 
 /** The only place where adapters are built and wired. */
@@ -48,13 +47,13 @@ export function localPaths(home: string): LocalPaths {
   };
 }
 
-/** sql/duckdb/, from the sources (tsx) or from the build (dist/functions/compose.js). */
-function duckDbSqlDir(): string {
-  for (const candidate of ['../sql/duckdb/', '../../sql/duckdb/']) {
-    const dir = fileURLToPath(new URL(candidate, import.meta.url));
-    if (existsSync(join(dir, 'typing_functions.sql'))) return dir;
+/** A file of the repository (sql/, workflows/), from the sources (tsx) or from the build (dist/). */
+export function repositoryPath(relative: string): string {
+  for (const root of ['../', '../../']) {
+    const path = fileURLToPath(new URL(`${root}${relative}`, import.meta.url));
+    if (existsSync(path)) return path;
   }
-  throw new Error('sql/duckdb/ not found next to the code');
+  throw new Error(`${relative} not found next to the code`);
 }
 
 export interface LocalRuntime extends IngestPorts {
@@ -70,16 +69,19 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
   const store = new FsObjectStore(paths.bucket);
   const warehouse = await DuckDbWarehouse.open({
     path: paths.warehouse,
-    sqlDir: duckDbSqlDir(),
+    sqlDir: repositoryPath('sql/duckdb/'),
     pathOf: (key) => store.pathOf(key),
   });
   const events = new EventLogPublisher(paths.events);
   const clock = new SystemClock();
   const randomness = new CryptoRandomness();
-  const workflows = new LocalWorkflowRunner(
-    { warehouse, events, clock, randomness, logger },
-    DEFAULT_RETRY_POLICY,
-  );
+  const workflows = new LocalWorkflowRunner(loadWorkflow(repositoryPath('workflows/merge.yaml')), {
+    warehouse,
+    events,
+    clock,
+    randomness,
+    logger,
+  });
   return { store, warehouse, events, workflows, clock, randomness, logger, close: () => warehouse.close() };
 }
 

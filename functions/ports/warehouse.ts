@@ -50,12 +50,6 @@ export interface ConnectorRunRecord {
   readonly files: readonly string[];
 }
 
-export interface StepParams {
-  readonly runId: string;
-  readonly entity: Entity;
-  readonly now: Date;
-}
-
 /** Row counts a SQL step reports (its final SELECT). */
 export type StepCounts = Readonly<Record<string, number>>;
 
@@ -75,9 +69,11 @@ export interface WarehouseStatus {
 /** The analytical warehouse: BigQuery in production, DuckDB locally. Same tables, same results. */
 export interface Warehouse {
   loadRaw(load: RawLoad): Promise<RawLoadResult>;
-  /** Runs one transformation (a file of sql/) with its parameters; returns its counts. */
-  runStep(step: string, params: StepParams): Promise<StepCounts>;
-  recordStep(params: StepParams & { step: string; startedAt: Date; counts: StepCounts }): Promise<void>;
+  /**
+   * Runs one script of sql/ (by name, e.g. `ods_sales`) with its named parameters (text; the
+   * script casts them) and returns the counts its final SELECT reports.
+   */
+  runStep(step: string, params: Readonly<Record<string, string>>): Promise<StepCounts>;
   recordFile(outcome: FileOutcome): Promise<void>;
   recordConnectorRun(run: ConnectorRunRecord): Promise<void>;
   /** Entities with loads whose merge has not run yet (a crash or a failed merge start left them). */

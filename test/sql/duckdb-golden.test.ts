@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
-import { type Entity, isEntity } from '../../functions/core/entities.js';
 import { duckDbType } from '../../functions/core/schema.js';
 import { tempDir } from '../helpers/fakes.js';
 import { type GoldenFixture, type GoldenRun, loadFixtures } from '../helpers/golden.js';
@@ -61,11 +60,6 @@ async function seedRun(warehouse: DuckDbWarehouse, dir: string, run: GoldenRun) 
   }
 }
 
-const entityOfStep = (step: string): Entity => {
-  const entity = step.replace(/^ods_/, '');
-  return isEntity(entity) ? entity : 'sales';
-};
-
 async function tableRows(warehouse: DuckDbWarehouse, tableName: string) {
   const table = tableNamed(tableName);
   return sortRows((await warehouse.query(`SELECT * FROM ${tableName}`)).map((r) => canonicalRow(table, r)));
@@ -95,11 +89,7 @@ describe('DuckDB SQL against the golden fixtures', () => {
         for (const [i, run] of fixture.runs.entries()) {
           await seedRun(warehouse, dir.path, run);
           for (const step of run.steps) {
-            await warehouse.runStep(step, {
-              runId: `golden-${i}`,
-              entity: entityOfStep(step),
-              now: new Date(run.now),
-            });
+            await warehouse.runStep(step, { now: run.now });
           }
           if ('expect' in run)
             await assertTables(
@@ -122,11 +112,7 @@ describe('DuckDB SQL against the golden fixtures', () => {
         const before = await Promise.all(tables.map((t) => tableRows(warehouse, t)));
         const steps = [...new Set(fixture.runs.flatMap((r) => r.steps))];
         for (const step of steps) {
-          await warehouse.runStep(step, {
-            runId: 'again',
-            entity: entityOfStep(step),
-            now: new Date('2030-01-01T00:00:00Z'),
-          });
+          await warehouse.runStep(step, { now: '2030-01-01T00:00:00Z' });
         }
         assert.deepEqual(
           await Promise.all(tables.map((t) => tableRows(warehouse, t))),

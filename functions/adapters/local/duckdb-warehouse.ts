@@ -10,7 +10,6 @@ import type {
   RawLoad,
   RawLoadResult,
   StepCounts,
-  StepParams,
   Warehouse,
   WarehouseStatus,
 } from '../../ports/warehouse.js';
@@ -162,7 +161,7 @@ export class DuckDbWarehouse implements Warehouse {
     );
   }
 
-  runStep(step: string, params: StepParams): Promise<StepCounts> {
+  runStep(step: string, params: Readonly<Record<string, string>>): Promise<StepCounts> {
     return this.exclusive(async () => {
       let sql: string;
       try {
@@ -170,7 +169,7 @@ export class DuckDbWarehouse implements Warehouse {
       } catch {
         throw new TerminalError(`no SQL step "${step}" in ${this.sqlDir}`);
       }
-      const values: Params = { now: params.now.toISOString(), run_id: params.runId, entity: params.entity };
+      const values: Params = { ...params };
       return this.transaction(async () => {
         let last: Record<string, unknown> | undefined;
         for (const statement of splitStatements(sql)) {
@@ -188,23 +187,6 @@ export class DuckDbWarehouse implements Warehouse {
         }
         return Object.fromEntries(Object.entries(last ?? {}).map(([k, v]) => [k, Number(v)]));
       });
-    });
-  }
-
-  recordStep(params: StepParams & { step: string; startedAt: Date; counts: StepCounts }): Promise<void> {
-    return this.exclusive(async () => {
-      await this.connection.run(
-        `INSERT INTO ops.merges VALUES ($run_id, $entity, $step, CAST($started AS TIMESTAMPTZ),
-                                        CAST($finished AS TIMESTAMPTZ), CAST($counts AS JSON))`,
-        {
-          run_id: params.runId,
-          entity: params.entity,
-          step: params.step,
-          started: params.startedAt.toISOString(),
-          finished: params.now.toISOString(),
-          counts: JSON.stringify(params.counts),
-        },
-      );
     });
   }
 
