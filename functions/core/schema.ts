@@ -370,3 +370,12 @@ export function bigQuerySchema(fields: readonly Field[]): BigQueryField[] {
     ...(field.fields ? { fields: bigQuerySchema(field.fields) } : {}),
   }));
 }
+
+/** The GoogleSQL type of a field, e.g. `ARRAY<STRUCT<product_sku STRING, quantity INT64>>`. */
+export function googleSqlType(field: Field): string {
+  const base =
+    field.type === 'STRUCT'
+      ? `STRUCT<${(field.fields ?? []).map((s) => `${s.name} ${googleSqlType(s)}`).join(', ')}>`
+      : field.type;
+  return field.mode === 'REPEATED' ? `ARRAY<${base}>` : base;
+}

@@ -29,3 +29,34 @@ export function loadFixtures(): GoldenFixture[] {
     .sort()
     .map((f) => ({ ...(JSON.parse(readFileSync(`${FIXTURE_DIR}${f}`, 'utf8')) as GoldenFixture), name: f }));
 }
+
+/**
+ * The rows a run adds, by table: its `given` rows, plus the ops.loads ledger rows its raw rows
+ * imply (raw rows arrive through loads; the merges read the ledger to find them).
+ */
+export function givenTables(run: GoldenRun): Record<string, Record<string, unknown>[]> {
+  const out: Record<string, Record<string, unknown>[]> = {};
+  for (const [table, rows] of Object.entries(run.given ?? {})) {
+    out[table] = [...(out[table] ?? []), ...rows];
+    if (!table.startsWith('raw.')) continue;
+    const loads = new Map<string, Record<string, unknown>>();
+    for (const row of rows) {
+      const id = `${row.SYS_FILE_NAME}#${row.SYS_DATE_CREATE}`;
+      const load = loads.get(id) ?? {
+        load_id: id,
+        entity: table.slice(4),
+        object_name: row.SYS_FILE_NAME,
+        generation: '1',
+        loaded_at: row.SYS_DATE_CREATE,
+        row_count: 0,
+        max_sale_id: null,
+        merged_at: null,
+        mart_at: null,
+      };
+      load.row_count = String(Number(load.row_count) + 1);
+      loads.set(id, load);
+    }
+    out['ops.loads'] = [...(out['ops.loads'] ?? []), ...loads.values()];
+  }
+  return out;
+}

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
 import { duckDbType } from '../../functions/core/schema.js';
 import { tempDir } from '../helpers/fakes.js';
-import { type GoldenFixture, type GoldenRun, loadFixtures } from '../helpers/golden.js';
+import { type GoldenFixture, type GoldenRun, givenTables, loadFixtures } from '../helpers/golden.js';
 import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
 
 const SQL_DIR = fileURLToPath(new URL('../../sql/duckdb/', import.meta.url));
@@ -27,37 +27,9 @@ async function seed(
   );
 }
 
-/** Raw rows arrive through loads: the ledger rows the merges read are derived from them. */
 async function seedRun(warehouse: DuckDbWarehouse, dir: string, run: GoldenRun) {
-  for (const [tableName, rows] of Object.entries(run.given ?? {})) {
+  for (const [tableName, rows] of Object.entries(givenTables(run)))
     await seed(warehouse, dir, tableName, rows);
-    if (!tableName.startsWith('raw.')) continue;
-    const entity = tableName.slice(4);
-    const loads = new Map<string, { object: string; at: string; count: number }>();
-    for (const row of rows) {
-      const key = `${row.SYS_FILE_NAME}#${row.SYS_DATE_CREATE}`;
-      const load = loads.get(key) ?? {
-        object: String(row.SYS_FILE_NAME),
-        at: String(row.SYS_DATE_CREATE),
-        count: 0,
-      };
-      load.count++;
-      loads.set(key, load);
-    }
-    await seed(
-      warehouse,
-      dir,
-      'ops.loads',
-      [...loads].map(([id, l]) => ({
-        load_id: id,
-        entity,
-        object_name: l.object,
-        generation: '1',
-        loaded_at: l.at,
-        row_count: String(l.count),
-      })),
-    );
-  }
 }
 
 async function tableRows(warehouse: DuckDbWarehouse, tableName: string) {

@@ -4,6 +4,7 @@ import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Entity } from '../../core/entities.js';
 import { TerminalError, TransientError } from '../../core/errors.js';
 import { ALL_TABLES, apiFields, DATASETS, duckDbDdl, duckDbType, RAW_TABLES } from '../../core/schema.js';
+import { splitStatements } from '../../core/sql-script.js';
 import type {
   ConnectorRunRecord,
   FileOutcome,
@@ -15,23 +16,6 @@ import type {
 } from '../../ports/warehouse.js';
 
 type Params = Record<string, string | number | boolean | null>;
-
-/**
- * Statements of a SQL file, split at a `;` that ends a line (our SQL files keep to that), with
- * whole-line comments removed.
- */
-export function splitStatements(sql: string): string[] {
-  return sql
-    .split(/;[ \t]*(?:\r?\n|$)/)
-    .map((s) =>
-      s
-        .split('\n')
-        .filter((line) => !line.trim().startsWith('--'))
-        .join('\n')
-        .trim(),
-    )
-    .filter((s) => s.length > 0);
-}
 
 const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
 

@@ -1,0 +1,315 @@
+import { ALL_TABLES, googleSqlType } from '../../functions/core/schema.js';
+import { type ScriptStatement, scriptStatements } from '../../functions/core/sql-script.js';
+import { analyze, evaluate, type ZetaParams, type ZetaTable } from './zetasql.mjs';
+
+/**
+ * Runs a GoogleSQL script of sql/bigquery/ statement by statement on the ZetaSQL reference
+ * evaluator, which runs queries but not scripts or MERGE. The evaluator computes every SELECT —
+ * the query of each CREATE TEMP TABLE and INSERT, the USING source of each MERGE with its ON and
+ * WHEN conditions and SET/VALUES expressions, the rows an UPDATE or DELETE touches (with their
+ * new values) — and this harness only applies those results to its tables. DECLARE variables
+ * become query parameters. BEGIN/COMMIT TRANSACTION need no evaluation (one script at a time).
+ */
+
+export type Parsed =
+  | { kind: 'declare'; name: string; type: string; expr: string }
+  | { kind: 'transaction' }
+  | { kind: 'create_temp'; table: string; query: string }
+  | { kind: 'insert'; table: string; columns: string[]; query: string }
+  | {
+      kind: 'merge';
+      table: string;
+      target: string;
+      using: string;
+      source: string;
+      on: string;
+      matched: string;
+      sets: [string, string][];
+      insertColumns: string[];
+      values: string[];
+    }
+  | { kind: 'update'; table: string; column: string; expr: string; where: string }
+  | { kind: 'delete'; table: string; alias: string; where: string }
+  | { kind: 'select'; query: string };
+
+/** Splits at commas outside parentheses and quotes. */
+function topLevelCommas(text: string): string[] {
+  const parts: string[] = [];
+  let depth = 0;
+  let quote = '';
+  let start = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (quote) {
+      if (c === quote) quote = '';
+    } else if (c === "'" || c === '"') quote = c;
+    else if (c === '(') depth++;
+    else if (c === ')') depth--;
+    else if (c === ',' && depth === 0) {
+      parts.push(text.slice(start, i).trim());
+      start = i + 1;
+    }
+  }
+  parts.push(text.slice(start).trim());
+  return parts.filter(Boolean);
+}
+
+export function parseStatement(text: string): Parsed {
+  let m: RegExpExecArray | null;
+  if ((m = /^DECLARE (\w+) (\w+) DEFAULT \(([\s\S]*)\)$/.exec(text))) {
+    return { kind: 'declare', name: m[1] ?? '', type: m[2] ?? '', expr: m[3] ?? '' };
+  }
+  if (/^(BEGIN|COMMIT) TRANSACTION$/.test(text)) return { kind: 'transaction' };
+  if ((m = /^CREATE TEMP TABLE (\w+) AS\s+([\s\S]*)$/.exec(text))) {
+    return { kind: 'create_temp', table: m[1] ?? '', query: m[2] ?? '' };
+  }
+  if ((m = /^INSERT INTO ([\w.]+)\s*\(([^)]*)\)\s*([\s\S]*)$/.exec(text))) {
+    const rest = (m[3] ?? '').trim();
+    const values = /^VALUES \(([\s\S]*)\)$/.exec(rest);
+    return {
+      kind: 'insert',
+      table: m[1] ?? '',
+      columns: topLevelCommas(m[2] ?? ''),
+      query: values ? `SELECT ${values[1]}` : rest,
+    };
+  }
+  if (
+    (m =
+      /^MERGE INTO ([\w.]+) AS (\w+)\s+USING \(([\s\S]*)\) AS (\w+)\s+ON ([\s\S]*?)\s+WHEN MATCHED AND \(([\s\S]*?)\) THEN\s+UPDATE SET ([\s\S]*?)\s+WHEN NOT MATCHED THEN\s+INSERT \(([^)]*)\)\s+VALUES \(([\s\S]*)\)$/.exec(
+        text,
+      ))
+  ) {
+    return {
+      kind: 'merge',
+      table: m[1] ?? '',
+      target: m[2] ?? '',
+      using: m[3] ?? '',
+      source: m[4] ?? '',
+      on: m[5] ?? '',
+      matched: m[6] ?? '',
+      sets: topLevelCommas(m[7] ?? '').map((a) => {
+        const [column, ...expr] = a.split('=');
+        return [(column ?? '').trim(), expr.join('=').trim()];
+      }),
+      insertColumns: topLevelCommas(m[8] ?? ''),
+      values: topLevelCommas(m[9] ?? ''),
+    };
+  }
+  if ((m = /^UPDATE ([\w.]+) SET (\w+) = ([\s\S]*?)\s+WHERE ([\s\S]*)$/.exec(text))) {
+    return { kind: 'update', table: m[1] ?? '', column: m[2] ?? '', expr: m[3] ?? '', where: m[4] ?? '' };
+  }
+  if ((m = /^DELETE FROM ([\w.]+) AS (\w+)\s+WHERE ([\s\S]*)$/.exec(text))) {
+    return { kind: 'delete', table: m[1] ?? '', alias: m[2] ?? '', where: m[3] ?? '' };
+  }
+  if (/^SELECT\b/.test(text)) return { kind: 'select', query: text };
+  throw new Error(`the parity harness does not know this statement: ${text.slice(0, 60)}`);
+}
+
+/** Script variables are read as query parameters of the same name. */
+function withVariables(sql: string, variables: readonly string[]): string {
+  return variables.reduce((s, v) => s.replace(new RegExp(`(?<![@\\w.])${v}\\b`, 'g'), `@${v}`), sql);
+}
+
+export type Tables = Map<string, ZetaTable & { rows: Record<string, unknown>[] }>;
+
+/** Every table of the schema, empty, typed as BigQuery types it. */
+export function schemaTables(): Tables {
+  const tables: Tables = new Map();
+  for (const t of ALL_TABLES) {
+    tables.set(`${t.dataset}.${t.name}`, {
+      columns: Object.fromEntries(t.fields.map((f) => [f.name, googleSqlType(f)])),
+      rows: [],
+    });
+  }
+  return tables;
+}
+
+const ROWID = '__rowid';
+
+function asObject(tables: Tables, withRowId?: string): Record<string, ZetaTable> {
+  const out: Record<string, ZetaTable> = {};
+  for (const [name, t] of tables) {
+    out[name] =
+      name === withRowId
+        ? { columns: { ...t.columns, [ROWID]: 'INT64' }, rows: t.rows.map((r, i) => ({ ...r, [ROWID]: i })) }
+        : t;
+  }
+  return out;
+}
+
+export interface ScriptRun {
+  statements: { line: number; kind: Parsed['kind'] }[];
+  finalCounts: Record<string, unknown> | undefined;
+}
+
+/** Evaluates a script, statement by statement, changing `tables` as BigQuery would. */
+export async function evaluateScript(sql: string, tables: Tables, params: ZetaParams): Promise<ScriptRun> {
+  const variables: string[] = [];
+  const all: ZetaParams = { ...params };
+  const run: ScriptRun = { statements: [], finalCounts: undefined };
+  for (const statement of scriptStatements(sql)) {
+    const parsed = parseStatement(statement.text);
+    const q = (s: string) => withVariables(s, variables);
+    const where = (e: unknown) => {
+      throw new Error(`line ${statement.line}: ${(e as Error).message}`);
+    };
+    run.statements.push({ line: statement.line, kind: parsed.kind });
+    switch (parsed.kind) {
+      case 'transaction':
+        break;
+      case 'declare': {
+        const [row] = await evaluate(`SELECT (${q(parsed.expr)}) AS v`, asObject(tables), all).catch(where);
+        all[parsed.name] = { type: parsed.type, value: row?.v ?? null };
+        variables.push(parsed.name);
+        break;
+      }
+      case 'create_temp': {
+        const rows = await evaluate(q(parsed.query), asObject(tables), all).catch(where);
+        tables.set(parsed.table, {
+          columns: Object.fromEntries(
+            rows.columns.filter((c) => c.name !== ROWID).map((c) => [c.name, c.type]),
+          ),
+          rows: rows.map(({ [ROWID]: _, ...rest }) => rest),
+        });
+        break;
+      }
+      case 'insert': {
+        const rows = await evaluate(q(parsed.query), asObject(tables), all).catch(where);
+        const target = tables.get(parsed.table);
+        if (!target) throw new Error(`line ${statement.line}: no table ${parsed.table}`);
+        for (const row of rows) {
+          const values = rows.columns.map((c) => row[c.name]);
+          target.rows.push(Object.fromEntries(parsed.columns.map((c, i) => [c, values[i] ?? null])));
+        }
+        break;
+      }
+      case 'merge': {
+        const target = tables.get(parsed.table);
+        if (!target) throw new Error(`line ${statement.line}: no table ${parsed.table}`);
+        const select = [
+          `${parsed.target}.${ROWID} AS ${ROWID}`,
+          `IFNULL((${parsed.matched}), FALSE) AS __update`,
+          ...parsed.sets.map(([, e], i) => `${e} AS __set${i}`),
+          ...parsed.values.map((e, i) => `${e} AS __ins${i}`),
+        ].join(', ');
+        const rows = await evaluate(
+          q(
+            `SELECT ${select} FROM (${parsed.using}) AS ${parsed.source} LEFT JOIN ${parsed.table} AS ${parsed.target} ON ${parsed.on}`,
+          ),
+          asObject(tables, parsed.table),
+          all,
+        ).catch(where);
+        const inserts: Record<string, unknown>[] = [];
+        for (const row of rows) {
+          const id = row[ROWID];
+          if (id === null || id === undefined) {
+            inserts.push(
+              Object.fromEntries(parsed.insertColumns.map((c, i) => [c, row[`__ins${i}`] ?? null])),
+            );
+          } else if (row.__update === true) {
+            const current = target.rows[Number(id)] as Record<string, unknown>;
+            parsed.sets.forEach(([c], i) => {
+              current[c] = row[`__set${i}`] ?? null;
+            });
+          }
+        }
+        target.rows.push(...inserts);
+        break;
+      }
+      case 'update': {
+        const target = tables.get(parsed.table);
+        if (!target) throw new Error(`line ${statement.line}: no table ${parsed.table}`);
+        const rows = await evaluate(
+          q(`SELECT ${ROWID}, (${parsed.expr}) AS __v FROM ${parsed.table} WHERE ${parsed.where}`),
+          asObject(tables, parsed.table),
+          all,
+        ).catch(where);
+        for (const row of rows)
+          (target.rows[Number(row[ROWID])] as Record<string, unknown>)[parsed.column] = row.__v ?? null;
+        break;
+      }
+      case 'delete': {
+        const target = tables.get(parsed.table);
+        if (!target) throw new Error(`line ${statement.line}: no table ${parsed.table}`);
+        const rows = await evaluate(
+          q(
+            `SELECT ${parsed.alias}.${ROWID} AS ${ROWID} FROM ${parsed.table} AS ${parsed.alias} WHERE ${parsed.where}`,
+          ),
+          asObject(tables, parsed.table),
+          all,
+        ).catch(where);
+        const gone = new Set(rows.map((r) => Number(r[ROWID])));
+        target.rows = target.rows.filter((_, i) => !gone.has(i));
+        break;
+      }
+      case 'select': {
+        const [row] = await evaluate(q(parsed.query), asObject(tables), all).catch(where);
+        run.finalCounts = row;
+        break;
+      }
+    }
+  }
+  return run;
+}
+
+export interface Analysis {
+  statement: ScriptStatement;
+  kind: Parsed['kind'];
+  error?: string;
+  mismatches: string[];
+}
+
+/**
+ * Analyzes every statement of a script with the ZetaSQL analyzer against the schema's catalog
+ * (temp tables added as the script creates them), and checks that what each INSERT and MERGE
+ * writes has exactly the target columns' types.
+ */
+export async function analyzeScript(sql: string, params: ZetaParams): Promise<Analysis[]> {
+  const tables = schemaTables();
+  const variables: string[] = [];
+  const all: ZetaParams = { ...params };
+  const out: Analysis[] = [];
+  for (const statement of scriptStatements(sql)) {
+    const parsed = parseStatement(statement.text);
+    const q = (s: string) => withVariables(s, variables);
+    const result: Analysis = { statement, kind: parsed.kind, mismatches: [] };
+    out.push(result);
+    // DECLARE is script syntax the single-statement analyzer does not take: its default is analyzed.
+    const text = parsed.kind === 'declare' ? `SELECT (${parsed.expr}) AS v` : statement.text;
+    const check = await analyze(q(text), asObject(tables), all);
+    if (check.error) {
+      result.error = `line ${statement.line + (check.error.line ?? 1) - 1}, column ${check.error.column}: ${check.error.message}`;
+      continue;
+    }
+    const typesOf = async (query: string) => (await analyze(q(query), asObject(tables), all)).columns ?? [];
+    if (parsed.kind === 'declare') {
+      const type = check.columns?.[0]?.type;
+      if (type !== parsed.type)
+        result.mismatches.push(`${parsed.name} is ${parsed.type}, its default gives ${type}`);
+      all[parsed.name] = { type: parsed.type };
+      variables.push(parsed.name);
+    } else if (parsed.kind === 'create_temp') {
+      tables.set(parsed.table, {
+        columns: Object.fromEntries((await typesOf(parsed.query)).map((c) => [c.name, c.type])),
+        rows: [],
+      });
+    } else if (parsed.kind === 'insert') {
+      const target = tables.get(parsed.table)?.columns ?? {};
+      (await typesOf(parsed.query)).forEach((c, i) => {
+        const column = parsed.columns[i] ?? '?';
+        if (target[column] !== c.type)
+          result.mismatches.push(`${parsed.table}.${column} is ${target[column]}, the query gives ${c.type}`);
+      });
+    } else if (parsed.kind === 'merge') {
+      const target = tables.get(parsed.table)?.columns ?? {};
+      for (const c of await typesOf(`SELECT * FROM (${parsed.using})`)) {
+        if (c.name in target && target[c.name] !== c.type) {
+          result.mismatches.push(
+            `${parsed.table}.${c.name} is ${target[c.name]}, the MERGE source gives ${c.type}`,
+          );
+        }
+      }
+    }
+  }
+  return out;
+}
