@@ -54,53 +54,67 @@ function topLevelCommas(text: string): string[] {
   return parts.filter(Boolean);
 }
 
+const DECLARE = /^DECLARE (\w+) (\w+) DEFAULT \(([\s\S]*)\)$/;
+const CREATE_TEMP = /^CREATE TEMP TABLE (\w+) AS\s+([\s\S]*)$/;
+const INSERT = /^INSERT INTO ([\w.]+)\s*\(([^)]*)\)\s*([\s\S]*)$/;
+const MERGE =
+  /^MERGE INTO ([\w.]+) AS (\w+)\s+USING \(([\s\S]*)\) AS (\w+)\s+ON ([\s\S]*?)\s+WHEN MATCHED AND \(([\s\S]*?)\) THEN\s+UPDATE SET ([\s\S]*?)\s+WHEN NOT MATCHED THEN\s+INSERT \(([^)]*)\)\s+VALUES \(([\s\S]*)\)$/;
+const UPDATE = /^UPDATE ([\w.]+) SET (\w+) = ([\s\S]*?)\s+WHERE ([\s\S]*)$/;
+const DELETE = /^DELETE FROM ([\w.]+) AS (\w+)\s+WHERE ([\s\S]*)$/;
+
 export function parseStatement(text: string): Parsed {
-  let m: RegExpExecArray | null;
-  if ((m = /^DECLARE (\w+) (\w+) DEFAULT \(([\s\S]*)\)$/.exec(text))) {
-    return { kind: 'declare', name: m[1] ?? '', type: m[2] ?? '', expr: m[3] ?? '' };
-  }
+  const g = (re: RegExp): string[] | undefined =>
+    re
+      .exec(text)
+      ?.slice(1)
+      .map((x) => x ?? '');
+  const declare = g(DECLARE);
+  if (declare)
+    return { kind: 'declare', name: declare[0] ?? '', type: declare[1] ?? '', expr: declare[2] ?? '' };
   if (/^(BEGIN|COMMIT) TRANSACTION$/.test(text)) return { kind: 'transaction' };
-  if ((m = /^CREATE TEMP TABLE (\w+) AS\s+([\s\S]*)$/.exec(text))) {
-    return { kind: 'create_temp', table: m[1] ?? '', query: m[2] ?? '' };
-  }
-  if ((m = /^INSERT INTO ([\w.]+)\s*\(([^)]*)\)\s*([\s\S]*)$/.exec(text))) {
-    const rest = (m[3] ?? '').trim();
+  const create = g(CREATE_TEMP);
+  if (create) return { kind: 'create_temp', table: create[0] ?? '', query: create[1] ?? '' };
+  const insert = g(INSERT);
+  if (insert) {
+    const rest = (insert[2] ?? '').trim();
     const values = /^VALUES \(([\s\S]*)\)$/.exec(rest);
     return {
       kind: 'insert',
-      table: m[1] ?? '',
-      columns: topLevelCommas(m[2] ?? ''),
+      table: insert[0] ?? '',
+      columns: topLevelCommas(insert[1] ?? ''),
       query: values ? `SELECT ${values[1]}` : rest,
     };
   }
-  if (
-    (m =
-      /^MERGE INTO ([\w.]+) AS (\w+)\s+USING \(([\s\S]*)\) AS (\w+)\s+ON ([\s\S]*?)\s+WHEN MATCHED AND \(([\s\S]*?)\) THEN\s+UPDATE SET ([\s\S]*?)\s+WHEN NOT MATCHED THEN\s+INSERT \(([^)]*)\)\s+VALUES \(([\s\S]*)\)$/.exec(
-        text,
-      ))
-  ) {
+  const merge = g(MERGE);
+  if (merge) {
+    const [table, target, using, source, on, matched, sets, columns, values] = merge as [string, ...string[]];
     return {
       kind: 'merge',
-      table: m[1] ?? '',
-      target: m[2] ?? '',
-      using: m[3] ?? '',
-      source: m[4] ?? '',
-      on: m[5] ?? '',
-      matched: m[6] ?? '',
-      sets: topLevelCommas(m[7] ?? '').map((a) => {
+      table,
+      target: target ?? '',
+      using: using ?? '',
+      source: source ?? '',
+      on: on ?? '',
+      matched: matched ?? '',
+      sets: topLevelCommas(sets ?? '').map((a) => {
         const [column, ...expr] = a.split('=');
         return [(column ?? '').trim(), expr.join('=').trim()];
       }),
-      insertColumns: topLevelCommas(m[8] ?? ''),
-      values: topLevelCommas(m[9] ?? ''),
+      insertColumns: topLevelCommas(columns ?? ''),
+      values: topLevelCommas(values ?? ''),
     };
   }
-  if ((m = /^UPDATE ([\w.]+) SET (\w+) = ([\s\S]*?)\s+WHERE ([\s\S]*)$/.exec(text))) {
-    return { kind: 'update', table: m[1] ?? '', column: m[2] ?? '', expr: m[3] ?? '', where: m[4] ?? '' };
-  }
-  if ((m = /^DELETE FROM ([\w.]+) AS (\w+)\s+WHERE ([\s\S]*)$/.exec(text))) {
-    return { kind: 'delete', table: m[1] ?? '', alias: m[2] ?? '', where: m[3] ?? '' };
-  }
+  const update = g(UPDATE);
+  if (update)
+    return {
+      kind: 'update',
+      table: update[0] ?? '',
+      column: update[1] ?? '',
+      expr: update[2] ?? '',
+      where: update[3] ?? '',
+    };
+  const del = g(DELETE);
+  if (del) return { kind: 'delete', table: del[0] ?? '', alias: del[1] ?? '', where: del[2] ?? '' };
   if (/^SELECT\b/.test(text)) return { kind: 'select', query: text };
   throw new Error(`the parity harness does not know this statement: ${text.slice(0, 60)}`);
 }
