@@ -64,14 +64,10 @@ describe('GoogleSQL analyzed by ZetaSQL', () => {
   }
 
   test('a broken statement is reported with its line and column', async () => {
-    const broken = `-- a script with a typo
-DECLARE since TIMESTAMP DEFAULT (SELECT MIN(loaded_at) FROM ops.loads);
-
-SELECT id,
-       totl_amount
-FROM ods.sales
-WHERE SYS_DATE_CREATE >= since;
-`;
+    const broken = readFileSync(
+      fileURLToPath(new URL('../fixtures/sql-broken/typo.sql', import.meta.url)),
+      'utf8',
+    );
     const [declare, select] = await analyzeScript(broken, PARAMS);
     assert.equal(declare?.error, undefined);
     assert.match(select?.error ?? '', /^line 5, column 8: Unrecognized name: totl_amount/);
