@@ -161,7 +161,11 @@ async function settleClaim(
   const rowsKey = rowsKeyOf(claim.key);
   let load: { rows: number; alreadyLoaded: boolean; loadedAt: Date };
   try {
-    const loadedAt = ports.clock.now();
+    // The load time is the claim's creation time: a retry after a crash derives the very same
+    // rows (SYS_DATE_CREATE) and ledger entry, whatever the clock says then.
+    const claimed = await ports.store.stat(claim.key);
+    if (!claimed) throw new FileRejectedError('the file vanished from processing/');
+    const loadedAt = claimed.updated;
     const rows = await normalise(ports.store, claim, rowsKey, settings.maxFileBytes, loadedAt);
     load = await ports.warehouse.loadRaw({
       entity: claim.entity,

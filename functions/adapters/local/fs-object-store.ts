@@ -10,6 +10,7 @@ import {
   rmdir,
   stat,
   unlink,
+  utimes,
   writeFile,
 } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
@@ -233,6 +234,9 @@ export class FsObjectStore implements ObjectStore {
       if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${source}`);
       throw error;
     }
+    // A moved object is a new object where it lands (as a GCS copy is): its time is now.
+    const now = new Date();
+    await utimes(to, now, now);
     await this.pruneEmptyFolders(dirname(from));
     return this.infoOf(destination, to);
   }

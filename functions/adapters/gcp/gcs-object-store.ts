@@ -1,0 +1,187 @@
+import type { Bucket, File } from '@google-cloud/storage';
+import {
+  describeError,
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  TerminalError,
+  TransientError,
+} from '../../core/errors.js';
+import type { MoveOptions, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.js';
+
+/** GCS compose takes at most 32 sources per call. */
+export const COMPOSE_LIMIT = 32;
+
+interface GcsMetadata {
+  name?: string;
+  size?: string | number;
+  generation?: string | number;
+  updated?: string;
+  timeCreated?: string;
+}
+
+/** A storage client error as the pipeline's errors: 404, 412, transient (429, 5xx, network), terminal. */
+export function classifyStorageError(what: string, error: unknown): Error {
+  const code = Number((error as { code?: unknown })?.code);
+  const message = `${what}: ${describeError(error)}`;
+  if (code === 404) return new ObjectNotFoundError(message, { cause: error });
+  if (code === 412) return new PreconditionFailedError(message, { cause: error });
+  if (
+    code === 408 ||
+    code === 429 ||
+    code >= 500 ||
+    Number.isNaN(code) ||
+    /ECONNRESET|ETIMEDOUT|socket hang up/.test(message)
+  ) {
+    return new TransientError(message, { cause: error });
+  }
+  return new TerminalError(message, { cause: error });
+}
+
+function info(key: string, metadata: GcsMetadata): ObjectInfo {
+  return {
+    key,
+    size: Number(metadata.size ?? 0),
+    generation: String(metadata.generation ?? ''),
+    updated: new Date(metadata.timeCreated ?? metadata.updated ?? 0),
+  };
+}
+
+/**
+ * The bucket on Google Cloud Storage. Writes are single requests (atomic); preconditions use
+ * generation numbers (`ifGenerationMatch: 0` = create only). A move is a copy (rewrite) pinned to
+ * the source generation, then a delete pinned to it too, so a newer upload of the same name is
+ * never deleted by an older move. The Bucket handle (and its client) comes from the caller.
+ */
+export class GcsObjectStore implements ObjectStore {
+  readonly location: string;
+
+  constructor(private readonly bucket: Bucket) {
+    this.location = `gs://${bucket.name}`;
+  }
+
+  private file(key: string, generation?: string): File {
+    return generation === undefined
+      ? this.bucket.file(key)
+      : this.bucket.file(key, { generation: Number(generation) });
+  }
+
+  async read(key: string): Promise<Buffer> {
+    try {
+      const [data] = await this.file(key).download();
+      return data;
+    } catch (error) {
+      throw classifyStorageError(`reading ${this.location}/${key}`, error);
+    }
+  }
+
+  async *readStream(key: string): AsyncIterable<Buffer> {
+    try {
+      for await (const chunk of this.file(key).createReadStream()) yield chunk as Buffer;
+    } catch (error) {
+      throw classifyStorageError(`reading ${this.location}/${key}`, error);
+    }
+  }
+
+  async write(key: string, data: string | Uint8Array, options: WriteOptions = {}): Promise<ObjectInfo> {
+    const file = this.file(key);
+    try {
+      await file.save(typeof data === 'string' ? data : Buffer.from(data), {
+        resumable: false,
+        ...(options.ifGenerationMatch !== undefined
+          ? { preconditionOpts: { ifGenerationMatch: Number(options.ifGenerationMatch) } }
+          : {}),
+      });
+    } catch (error) {
+      throw classifyStorageError(`writing ${this.location}/${key}`, error);
+    }
+    return info(key, file.metadata as GcsMetadata);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    try {
+      const [metadata] = await this.file(key).getMetadata();
+      return info(key, metadata as GcsMetadata);
+    } catch (error) {
+      const classified = classifyStorageError(`reading ${this.location}/${key}`, error);
+      if (classified instanceof ObjectNotFoundError) return undefined;
+      throw classified;
+    }
+  }
+
+  async list(prefix: string): Promise<ObjectInfo[]> {
+    try {
+      const [files] = await this.bucket.getFiles({ prefix, autoPaginate: true });
+      return files
+        .map((f) => info(f.name, f.metadata as GcsMetadata))
+        .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    } catch (error) {
+      throw classifyStorageError(`listing ${this.location}/${prefix}`, error);
+    }
+  }
+
+  async delete(key: string, options: { ifGenerationMatch?: string } = {}): Promise<void> {
+    try {
+      await this.file(key).delete(
+        options.ifGenerationMatch !== undefined
+          ? { ifGenerationMatch: Number(options.ifGenerationMatch) }
+          : {},
+      );
+    } catch (error) {
+      const classified = classifyStorageError(`deleting ${this.location}/${key}`, error);
+      if (classified instanceof ObjectNotFoundError) return;
+      throw classified;
+    }
+  }
+
+  async compose(sources: readonly string[], destination: string): Promise<ObjectInfo> {
+    // More than 32 sources: compose groups into intermediate objects, then those, and so on.
+    let current = [...sources];
+    const intermediates: string[] = [];
+    for (let round = 0; current.length > COMPOSE_LIMIT; round++) {
+      const next: string[] = [];
+      for (let i = 0; i < current.length; i += COMPOSE_LIMIT) {
+        const key = `${destination}.compose-${round}-${i / COMPOSE_LIMIT}`;
+        await this.combine(current.slice(i, i + COMPOSE_LIMIT), key);
+        intermediates.push(key);
+        next.push(key);
+      }
+      current = next;
+    }
+    const result = await this.combine(current, destination);
+    for (const key of intermediates) await this.delete(key);
+    return result;
+  }
+
+  private async combine(sources: readonly string[], destination: string): Promise<ObjectInfo> {
+    const target = this.file(destination);
+    try {
+      await this.bucket.combine(
+        sources.map((s) => this.file(s)),
+        target,
+      );
+      const [metadata] = await target.getMetadata();
+      return info(destination, metadata as GcsMetadata);
+    } catch (error) {
+      throw classifyStorageError(`composing ${this.location}/${destination}`, error);
+    }
+  }
+
+  async move(source: string, destination: string, options: MoveOptions = {}): Promise<ObjectInfo> {
+    const current = options.ifSourceGenerationMatch ?? (await this.stat(source))?.generation;
+    if (current === undefined) throw new ObjectNotFoundError(`no object ${this.location}/${source}`);
+    const target = this.file(destination);
+    try {
+      await this.file(source, current).copy(target, {
+        ...(options.ifDestinationAbsent ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+      });
+    } catch (error) {
+      throw classifyStorageError(`moving ${this.location}/${source} to ${destination}`, error);
+    }
+    // Delete exactly the generation that was copied; a newer upload under the same name stays.
+    await this.delete(source, { ifGenerationMatch: current }).catch((error: unknown) => {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+    });
+    const [metadata] = await target.getMetadata();
+    return info(destination, metadata as GcsMetadata);
+  }
+}
