@@ -11,10 +11,23 @@ import { EventLogPublisher } from './adapters/local/event-log-publisher.js';
 import { FsObjectStore } from './adapters/local/fs-object-store.js';
 import { LocalWorkflowRunner, loadWorkflow } from './adapters/local/local-workflow-runner.js';
 import type { ExtractPorts, ExtractSettings } from './app/extract.js';
-import type { IngestPorts } from './app/ingest-object.js';
+import type { IngestPorts, IngestSettings } from './app/ingest-object.js';
 import type { Holder } from './app/lease.js';
-import type { ApiSettings, ConnectorSettings } from './core/config.js';
+import { withRetries } from './app/retry.js';
+import {
+  type ApiSettings,
+  type ConnectorJobConfig,
+  type ConnectorSettings,
+  type GcpConfig,
+  parseGcpConfig,
+} from './core/config.js';
+import { DEFAULT_RETRY_POLICY } from './core/retry.js';
+import type { Clock, Randomness } from './ports/clock.js';
+import type { EventPublisher } from './ports/events.js';
 import type { Logger } from './ports/logger.js';
+import type { ObjectStore } from './ports/object-store.js';
+import type { Warehouse } from './ports/warehouse.js';
+import type { MergeExecution, WorkflowStarter } from './ports/workflows.js';
 
 /** The only place where adapters are built and wired. */
 
@@ -142,5 +155,133 @@ export function localExtractPorts(options: {
     randomness: new CryptoRandomness(),
     logger: options.logger,
     holder: localHolder('retail-pipeline extract'),
+  };
+}
+
+// ---- the GCP runtime ----------------------------------------------------------------------------
+// SDK clients are built here, on first use, never at module load: the local runtime does not
+// load them at all, and an event the loader ignores causes no client and no API call.
+
+/** Starts the merge workflow, retrying what a retry can cure (the file is already archived). */
+class RetryingWorkflowStarter implements WorkflowStarter {
+  constructor(
+    private readonly inner: WorkflowStarter,
+    private readonly deps: { clock: Clock; randomness: Randomness; logger: Logger },
+  ) {}
+  start(execution: MergeExecution): Promise<void> {
+    return withRetries(`starting the merge of ${execution.object}`, () => this.inner.start(execution), {
+      policy: { ...DEFAULT_RETRY_POLICY, maxAttempts: 5 },
+      ...this.deps,
+    });
+  }
+}
+
+async function gcpClients(config: GcpConfig) {
+  const [{ Storage }, { BigQuery }, { PubSub }] = await Promise.all([
+    import('@google-cloud/storage'),
+    import('@google-cloud/bigquery'),
+    import('@google-cloud/pubsub'),
+  ]);
+  const { storage: storageEndpoint, bigquery: bigqueryEndpoint, pubsubEmulator } = config.endpoints;
+  return {
+    storage: new Storage({
+      projectId: config.projectId,
+      ...(storageEndpoint ? { apiEndpoint: storageEndpoint } : {}),
+    }),
+    bigquery: new BigQuery({
+      projectId: config.projectId,
+      location: config.bigqueryLocation,
+      ...(bigqueryEndpoint ? { apiEndpoint: bigqueryEndpoint } : {}),
+    }),
+    pubsub: new PubSub({
+      projectId: config.projectId,
+      ...(pubsubEmulator ? { apiEndpoint: pubsubEmulator, emulatorMode: true } : {}),
+    }),
+  };
+}
+
+export interface GcpCore {
+  readonly store: ObjectStore;
+  readonly warehouse: Warehouse;
+  readonly events: EventPublisher;
+}
+
+/** Bucket, warehouse and events on Google Cloud, from the deployed pipeline's settings. */
+export async function gcpCore(config: GcpConfig, clock: Clock): Promise<GcpCore> {
+  const { GcsObjectStore } = await import('./adapters/gcp/gcs-object-store.js');
+  const { BigQueryWarehouse } = await import('./adapters/gcp/bigquery-warehouse.js');
+  const { PubSubPublisher } = await import('./adapters/gcp/pubsub-publisher.js');
+  const clients = await gcpClients(config);
+  return {
+    store: new GcsObjectStore(clients.storage.bucket(config.bucket)),
+    warehouse: new BigQueryWarehouse(clients.bigquery, {
+      projectId: config.projectId,
+      location: config.bigqueryLocation,
+      bucket: config.bucket,
+      sqlDir: repositoryPath('sql/bigquery/'),
+      clock,
+    }),
+    events: new PubSubPublisher(clients.pubsub.topic(config.eventsTopic)),
+  };
+}
+
+/** What the Cloud Function's loader needs, from its environment. */
+export async function gcpLoaderDependencies(
+  env: Readonly<Record<string, string | undefined>>,
+  logger: Logger,
+): Promise<{ ports: IngestPorts; settings: IngestSettings }> {
+  const config = parseGcpConfig(env);
+  const clock = new SystemClock();
+  const randomness = new CryptoRandomness();
+  const { ExecutionsClient } = await import('@google-cloud/workflows');
+  const { WorkflowsStarter } = await import('./adapters/gcp/workflows-starter.js');
+  const core = await gcpCore(config, clock);
+  const workflows = new RetryingWorkflowStarter(
+    new WorkflowsStarter(new ExecutionsClient(), config.mergeWorkflow),
+    {
+      clock,
+      randomness,
+      logger,
+    },
+  );
+  return { ports: { ...core, workflows, clock, randomness, logger }, settings: config.loader };
+}
+
+/** What the Cloud Run Job's connector needs: the API key from Secret Manager, GCS, BigQuery, Pub/Sub. */
+export async function gcpConnectorPorts(
+  config: ConnectorJobConfig,
+  logger: Logger,
+  identity: { owner: string; host: string },
+  overrides: Partial<ExtractPorts> = {},
+): Promise<ExtractPorts> {
+  const clock = new SystemClock();
+  let api = overrides.api;
+  if (!api) {
+    const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
+    const { SecretManagerSource } = await import('./adapters/gcp/secret-manager-source.js');
+    const apiKey = await new SecretManagerSource(
+      new SecretManagerServiceClient(),
+      config.apiKeySecret,
+    ).apiKey();
+    api = new HttpRetailApi({
+      baseUrl: config.apiUrl,
+      apiKey,
+      timeoutMs: config.connector.requestTimeoutMs,
+      clock,
+    });
+  }
+  const core = await gcpCore(config.gcp, clock);
+  return {
+    api,
+    store: core.store,
+    clock,
+    randomness: new CryptoRandomness(),
+    logger,
+    // A task elsewhere cannot be probed: a crashed holder's lease is taken over when it expires.
+    holder: { owner: identity.owner, host: identity.host, pid: process.pid, isAlive: () => undefined },
+    ingested: core.warehouse,
+    events: core.events,
+    runLog: core.warehouse,
+    ...overrides,
   };
 }

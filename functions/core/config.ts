@@ -381,23 +381,28 @@ function logFormat(
   return format;
 }
 
-function apiSettings(values: Record<string, string | boolean | undefined>, env: Env): ApiSettings {
-  const apiUrl = str(values['api-url']) ?? env.RETAIL_API_URL;
-  if (!apiUrl) throw new ConfigError('missing Retail API URL: pass --api-url or set RETAIL_API_URL');
+function apiUrl(values: Record<string, string | boolean | undefined>, env: Env): string {
+  const url = str(values['api-url']) ?? env.RETAIL_API_URL;
+  if (!url) throw new ConfigError('missing Retail API URL: pass --api-url or set RETAIL_API_URL');
   let parsed: URL;
   try {
-    parsed = new URL(apiUrl);
+    parsed = new URL(url);
   } catch {
-    throw new ConfigError(`the Retail API URL is not a URL: "${apiUrl}"`);
+    throw new ConfigError(`the Retail API URL is not a URL: "${url}"`);
   }
   if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') {
-    throw new ConfigError(`the Retail API URL must be http or https: "${apiUrl}"`);
+    throw new ConfigError(`the Retail API URL must be http or https: "${url}"`);
   }
   if (parsed.username || parsed.password)
     throw new ConfigError('the Retail API URL must not carry credentials');
+  return url;
+}
+
+function apiSettings(values: Record<string, string | boolean | undefined>, env: Env): ApiSettings {
+  const url = apiUrl(values, env);
   const apiKey = str(values['api-key']) ?? env.RETAIL_API_KEY;
   if (!apiKey) throw new ConfigError('missing Retail API key: pass --api-key or set RETAIL_API_KEY');
-  return Object.freeze({ apiUrl, apiKey: new Secret(apiKey) });
+  return Object.freeze({ apiUrl: url, apiKey: new Secret(apiKey) });
 }
 
 export function connectorSettings(
@@ -467,4 +472,91 @@ export function byteSize(name: string, raw: string | undefined, fallback: number
     throw new UsageError(`${name} must be a size such as 1048576, 512KiB or 64MiB, not "${raw}"`);
   }
   return value;
+}
+
+/** The deployed pipeline's settings, from the environment the infrastructure sets. */
+export interface GcpConfig {
+  readonly projectId: string;
+  readonly bucket: string;
+  /** BigQuery location of the datasets (EU, US, europe-west1 ...). */
+  readonly bigqueryLocation: string;
+  /** Pub/Sub topic id of the pipeline events. */
+  readonly eventsTopic: string;
+  /** `projects/P/locations/L/workflows/W` of the merge workflow. */
+  readonly mergeWorkflow: string;
+  /** For local emulators and HTTP-level tests; absent in production. */
+  readonly endpoints: {
+    readonly storage: string | undefined;
+    readonly bigquery: string | undefined;
+    readonly pubsubEmulator: string | undefined;
+  };
+  readonly loader: LoaderSettings;
+}
+
+export interface ConnectorJobConfig {
+  readonly gcp: GcpConfig;
+  readonly apiUrl: string;
+  /** `projects/P/secrets/S/versions/V` holding the Retail API key. */
+  readonly apiKeySecret: string;
+  readonly connector: ConnectorSettings;
+  readonly entity: Entity;
+  readonly startSalesId: bigint | undefined;
+}
+
+function required(env: Env, name: string, what: string): string {
+  const value = env[name]?.trim();
+  if (!value) throw new ConfigError(`missing ${name} (${what})`);
+  return value;
+}
+
+export function parseGcpConfig(env: Env): GcpConfig {
+  const projectId =
+    env.PROJECT_ID?.trim() || required(env, 'GOOGLE_CLOUD_PROJECT', 'the Google Cloud project id');
+  const workflow = required(env, 'MERGE_WORKFLOW', 'the merge workflow, projects/P/locations/L/workflows/W');
+  if (!/^projects\/[^/]+\/locations\/[^/]+\/workflows\/[^/]+$/.test(workflow)) {
+    throw new ConfigError(`MERGE_WORKFLOW must be projects/P/locations/L/workflows/W, not "${workflow}"`);
+  }
+  return Object.freeze({
+    projectId,
+    bucket: required(env, 'PIPELINE_BUCKET', 'the bucket name, without gs://').replace(/^gs:\/\//, ''),
+    bigqueryLocation: required(env, 'BIGQUERY_LOCATION', 'the location of the BigQuery datasets'),
+    eventsTopic: required(env, 'EVENTS_TOPIC', 'the Pub/Sub topic id of the pipeline events'),
+    mergeWorkflow: workflow,
+    endpoints: Object.freeze({
+      storage: env.STORAGE_EMULATOR_HOST?.trim() || undefined,
+      bigquery: env.BIGQUERY_API_ENDPOINT?.trim() || undefined,
+      pubsubEmulator: env.PUBSUB_EMULATOR_HOST?.trim() || undefined,
+    }),
+    loader: loaderSettings({}, env),
+  });
+}
+
+/** The Cloud Run Job's arguments (`--endpoint`, `--start_sales_id`, as the scheduler passes them) and environment. */
+export function parseConnectorJob(argv: readonly string[], env: Env): ConnectorJobConfig {
+  const values = parse('connector-job', argv, {
+    endpoint: { type: 'string' },
+    start_sales_id: { type: 'string' },
+  });
+  if (!values) throw new UsageError('connector-job --endpoint sales|products|customers [--start_sales_id N]');
+  const entity = str(values.endpoint);
+  if (!entity || !isEntity(entity)) {
+    throw new UsageError(
+      `--endpoint must be one of ${ENTITIES.join(', ')}${entity ? `, not "${entity}"` : ''}`,
+    );
+  }
+  const start = str(values.start_sales_id);
+  if (start !== undefined && (!/^\d{1,30}$/.test(start) || BigInt(start) < 1n || entity !== 'sales')) {
+    throw new UsageError(
+      `--start_sales_id takes a positive integer, with --endpoint sales only; not "${start}"`,
+    );
+  }
+  const secret = required(env, 'RETAIL_API_KEY_SECRET', 'the Secret Manager secret holding the API key');
+  return Object.freeze({
+    gcp: parseGcpConfig(env),
+    apiUrl: apiUrl({}, env),
+    apiKeySecret: secret.includes('/versions/') ? secret : `${secret}/versions/latest`,
+    connector: connectorSettings({}, env),
+    entity,
+    startSalesId: start === undefined ? undefined : BigInt(start),
+  });
 }

@@ -1,8 +1,6 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
-import { realpathSync } from 'node:fs';
 import { relative, resolve, sep } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { type ExtractReport, extract } from '../app/extract.js';
 import type { IngestOutcome } from '../app/ingest-object.js';
 import { type PipelineStatus, processWaiting, replay, runEntities, status } from '../app/pipeline.js';
@@ -29,6 +27,7 @@ import { OBJECT_STATES } from '../core/object-keys.js';
 import { Secret } from '../core/secret.js';
 import type { Logger } from '../ports/logger.js';
 import { startSandbox } from '../sandbox/server.js';
+import { isMainModule } from './main-module.js';
 
 export interface CliIo {
   readonly stdout: Output;
@@ -295,17 +294,7 @@ export function formatStatus(report: PipelineStatus): string {
   return `${files}\n\n${tables}\n\nOrphans: ${orphans}\nRejects: ${rejects}\n\n${runs}\n${failures}`;
 }
 
-function isMainModule(): boolean {
-  const entry = process.argv[1];
-  if (!entry) return false;
-  try {
-    return realpathSync(entry) === realpathSync(fileURLToPath(import.meta.url));
-  } catch {
-    return false;
-  }
-}
-
-if (isMainModule()) {
+if (isMainModule(import.meta.url)) {
   const stopSignal = new Promise<void>((resolve) => {
     process.once('SIGINT', () => resolve());
     process.once('SIGTERM', () => resolve());

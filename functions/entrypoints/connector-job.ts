@@ -1,0 +1,63 @@
+import { extract } from '../app/extract.js';
+import { buildLogger, extractSettings, gcpConnectorPorts } from '../compose.js';
+import { type ConnectorJobConfig, parseConnectorJob } from '../core/config.js';
+import {
+  ConfigError,
+  describeError,
+  PipelineError,
+  RetriesExhaustedError,
+  UsageError,
+} from '../core/errors.js';
+import { isMainModule } from './main-module.js';
+
+/**
+ * The connector as a Cloud Run Job task: `--endpoint sales|products|customers`
+ * `[--start_sales_id N]` (the scheduler's per-entity overrides), settings from the environment,
+ * the API key from Secret Manager. Exit codes: 0 done; 1 a transient failure (a retried task
+ * resumes after the last durable page); 2 a configuration or usage error; 3 any other failure.
+ * Cloud Run retries a failed task whatever its code (up to the job's max retries), so a
+ * terminal failure costs a few quick attempts; the code and the one-line error tell which it was.
+ */
+export const JOB_EXIT = { ok: 0, transient: 1, config: 2, terminal: 3 } as const;
+
+export async function runConnectorJob(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+  const logger = buildLogger('json', { write: (text) => void process.stdout.write(text), isTTY: false });
+  let config: ConnectorJobConfig;
+  try {
+    config = parseConnectorJob(argv, env);
+  } catch (error) {
+    logger.log('ERROR', describeError(error));
+    return JOB_EXIT.config;
+  }
+  const job = logger.child({
+    entity: config.entity,
+    execution: env.CLOUD_RUN_EXECUTION,
+    task: env.CLOUD_RUN_TASK_INDEX,
+  });
+  try {
+    const ports = await gcpConnectorPorts(config, job, {
+      host: env.CLOUD_RUN_EXECUTION ?? 'cloud-run-job',
+      owner: `${env.CLOUD_RUN_JOB ?? 'connector'}/${env.CLOUD_RUN_EXECUTION ?? 'local'}`,
+    });
+    const report = await extract(
+      { entity: config.entity, startSalesId: config.startSalesId },
+      ports,
+      extractSettings(config.connector),
+    );
+    job.log('INFO', 'connector finished', {
+      runs: report.runs.map((r) => ({ run: r.runId, records: r.records, files: r.files.length })),
+    });
+    return JOB_EXIT.ok;
+  } catch (error) {
+    job.log('ERROR', describeError(error), { retryable: error instanceof PipelineError && error.retryable });
+    if (error instanceof ConfigError || error instanceof UsageError) return JOB_EXIT.config;
+    // Faults that outlasted the retries of one request may pass by the next attempt of the task.
+    const transient =
+      (error instanceof PipelineError && error.retryable) || error instanceof RetriesExhaustedError;
+    return transient ? JOB_EXIT.transient : JOB_EXIT.terminal;
+  }
+}
+
+if (isMainModule(import.meta.url)) {
+  runConnectorJob(process.argv.slice(2), process.env).then((code) => process.exit(code));
+}

@@ -1,0 +1,96 @@
+import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
+import {
+  type FinalizeEvent,
+  type IngestOutcome,
+  type IngestPorts,
+  type IngestSettings,
+  ingestObject,
+} from '../app/ingest-object.js';
+import { buildLogger, gcpLoaderDependencies } from '../compose.js';
+import { describeError, PipelineError } from '../core/errors.js';
+import { isArrival } from '../core/object-keys.js';
+import type { Logger } from '../ports/logger.js';
+
+/**
+ * The loader as a Cloud Function (gen2): a CloudEvent function for
+ * `google.cloud.storage.object.v1.finalized`. It decodes the event into plain values, builds
+ * its dependencies on the first event that needs them, and calls the same ingestObject as the
+ * local runtime. Objects outside `{entity}/in/` are acknowledged without any Google API call.
+ * A transient failure makes the function fail, so Eventarc delivers again; a terminal one has
+ * settled the file in failed/ and is acknowledged.
+ */
+
+interface StorageObjectData {
+  bucket?: unknown;
+  name?: unknown;
+  generation?: unknown;
+}
+
+/** The event's object, or undefined when the event is not about one. */
+export function decodeFinalizeEvent(event: CloudEvent<unknown>): FinalizeEvent | undefined {
+  const data = event.data as StorageObjectData | undefined;
+  if (!data || typeof data.name !== 'string' || typeof data.bucket !== 'string') return undefined;
+  const generation =
+    typeof data.generation === 'string' || typeof data.generation === 'number' ? String(data.generation) : '';
+  return { bucket: data.bucket, name: data.name, generation };
+}
+
+export interface LoaderDependencies {
+  readonly ports: IngestPorts;
+  readonly settings: IngestSettings;
+}
+
+export function loaderHandler(
+  dependencies: () => Promise<LoaderDependencies>,
+  logger: Logger,
+): (event: CloudEvent<unknown>) => Promise<IngestOutcome | undefined> {
+  let built: Promise<LoaderDependencies> | undefined;
+  return async (event) => {
+    const object = decodeFinalizeEvent(event);
+    if (!object || !isArrival(object.name)) {
+      logger.log('INFO', 'event ignored: not an object in {entity}/in/', {
+        eventId: event.id,
+        object: object?.name,
+      });
+      return undefined;
+    }
+    if (!object.generation) {
+      logger.log('ERROR', 'event ignored: no object generation', { eventId: event.id, object: object.name });
+      return undefined;
+    }
+    built ??= dependencies().catch((error: unknown) => {
+      built = undefined;
+      throw error;
+    });
+    const { ports, settings } = await built;
+    try {
+      const outcome = await ingestObject(object, ports, settings);
+      if (outcome.status === 'loaded' && outcome.mergeError) {
+        logger.log('ERROR', 'file loaded, merge not started; the next merge of this entity takes it', {
+          object: object.name,
+          reason: outcome.mergeError,
+        });
+      }
+      return outcome;
+    } catch (error) {
+      const retryable = error instanceof PipelineError && error.retryable;
+      logger.log(
+        retryable ? 'WARNING' : 'ERROR',
+        retryable ? 'transient failure; the event will be delivered again' : 'failure',
+        {
+          object: object.name,
+          generation: object.generation,
+          reason: describeError(error),
+        },
+      );
+      throw error;
+    }
+  };
+}
+
+// The production target; its dependencies come from the environment on the first event that needs them.
+const logger = buildLogger('json', { write: (text) => void process.stdout.write(text), isTTY: false });
+cloudEvent(
+  'onObjectFinalized',
+  loaderHandler(() => gcpLoaderDependencies(process.env, logger), logger),
+);
