@@ -183,15 +183,21 @@ async function gcpClients(config: GcpConfig) {
     import('@google-cloud/pubsub'),
   ]);
   const { storage: storageEndpoint, bigquery: bigqueryEndpoint, pubsubEmulator } = config.endpoints;
+  // An emulator or test endpoint takes no Google credentials: no token is fetched or sent.
+  const noAuth = {
+    getRequestHeaders: async () => ({}),
+    getAccessToken: async () => ({ token: '' }),
+    getProjectId: async () => config.projectId,
+  };
   return {
     storage: new Storage({
       projectId: config.projectId,
-      ...(storageEndpoint ? { apiEndpoint: storageEndpoint } : {}),
+      ...(storageEndpoint ? { apiEndpoint: storageEndpoint, authClient: noAuth as never } : {}),
     }),
     bigquery: new BigQuery({
       projectId: config.projectId,
       location: config.bigqueryLocation,
-      ...(bigqueryEndpoint ? { apiEndpoint: bigqueryEndpoint } : {}),
+      ...(bigqueryEndpoint ? { apiEndpoint: bigqueryEndpoint, authClient: noAuth as never } : {}),
     }),
     pubsub: new PubSub({
       projectId: config.projectId,

@@ -98,13 +98,11 @@ export function objectStoreContract(
       'move: exactly one of two claims wins, destinations are not clobbered on request',
       withStore(async (store) => {
         const info = await store.write('sales/in/f.json', 'data');
+        // As the loader claims: pinned to the generation, never replacing a claim.
+        const claim = { ifSourceGenerationMatch: info.generation, ifDestinationAbsent: true };
         const results = await Promise.allSettled([
-          store.move('sales/in/f.json', 'sales/processing/f.json', {
-            ifSourceGenerationMatch: info.generation,
-          }),
-          store.move('sales/in/f.json', 'sales/processing/f.json', {
-            ifSourceGenerationMatch: info.generation,
-          }),
+          store.move('sales/in/f.json', 'sales/processing/f.json', claim),
+          store.move('sales/in/f.json', 'sales/processing/f.json', claim),
         ]);
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1);
         assert.equal(await store.stat('sales/in/f.json'), undefined);

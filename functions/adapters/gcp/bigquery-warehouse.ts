@@ -76,24 +76,29 @@ export class BigQueryWarehouse implements Warehouse {
     sql: string,
     params: Record<string, unknown> = {},
   ): Promise<Record<string, unknown>[]> {
-    const types = Object.fromEntries(
-      Object.entries(params).map(([name, value]) => [
-        name,
-        TIMESTAMP_PARAMS.has(name)
-          ? 'TIMESTAMP'
-          : typeof value === 'number'
-            ? 'INT64'
-            : typeof value === 'boolean'
-              ? 'BOOL'
-              : Array.isArray(value)
-                ? ['STRING']
-                : 'STRING',
-      ]),
-    );
+    // TIMESTAMP parameters go as BigQueryTimestamp values: a string with a TIMESTAMP type would be
+    // sent as NULL by the client. Everything else is typed explicitly.
+    const values: Record<string, unknown> = {};
+    const types: Record<string, string | string[]> = {};
+    for (const [name, value] of Object.entries(params)) {
+      if (TIMESTAMP_PARAMS.has(name)) {
+        values[name] = this.bigquery.timestamp(String(value));
+        continue;
+      }
+      values[name] = value;
+      types[name] =
+        typeof value === 'number'
+          ? 'INT64'
+          : typeof value === 'boolean'
+            ? 'BOOL'
+            : Array.isArray(value)
+              ? ['STRING']
+              : 'STRING';
+    }
     try {
       const [rows] = await this.bigquery.query({
         query: sql,
-        params,
+        params: values,
         types,
         location: this.options.location,
         labels: { pipeline: 'retail-pipeline' },

@@ -21,7 +21,8 @@ interface GcsMetadata {
 
 /** A storage client error as the pipeline's errors: 404, 412, transient (429, 5xx, network), terminal. */
 export function classifyStorageError(what: string, error: unknown): Error {
-  const code = Number((error as { code?: unknown })?.code);
+  const e = error as { code?: unknown; status?: unknown };
+  const code = Number(e?.code ?? e?.status);
   const message = `${what}: ${describeError(error)}`;
   if (code === 404) return new ObjectNotFoundError(message, { cause: error });
   if (code === 412) return new PreconditionFailedError(message, { cause: error });
