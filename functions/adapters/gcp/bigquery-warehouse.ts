@@ -32,7 +32,12 @@ export function classifyBigQueryError(what: string, error: unknown): TransientEr
   const e = error as { code?: unknown; errors?: { reason?: string }[]; reason?: string; message?: string };
   const code = Number(e?.code);
   const reason = e?.reason ?? e?.errors?.[0]?.reason;
-  const message = `${what}: ${describeError(error)}`;
+  // A job's errorResult is a plain { reason, message } object, not an Error.
+  const detail =
+    error instanceof Error
+      ? describeError(error)
+      : `${e?.message ?? JSON.stringify(error)}${reason ? ` (${reason})` : ''}`;
+  const message = `${what}: ${detail}`;
   const transient =
     code === 429 ||
     code >= 500 ||
