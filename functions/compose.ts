@@ -83,7 +83,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
   const warehouse = await DuckDbWarehouse.open({
     path: paths.warehouse,
     sqlDir: repositoryPath('sql/duckdb/'),
-    pathOf: (key) => store.pathOf(key),
+    rowsFile: async (key) => ({ path: store.pathOf(key), release: async () => undefined }),
   });
   const events = new EventLogPublisher(paths.events);
   const clock = new SystemClock();

@@ -43,7 +43,7 @@ export interface LoaderDependencies {
 export function loaderHandler(
   dependencies: () => Promise<LoaderDependencies>,
   logger: Logger,
-): (event: CloudEvent<unknown>) => Promise<IngestOutcome | undefined> {
+): (event: CloudEvent<unknown>) => Promise<void> {
   let built: Promise<LoaderDependencies> | undefined;
   return async (event) => {
     const object = decodeFinalizeEvent(event);
@@ -56,7 +56,7 @@ export function loaderHandler(
     }
     if (!object.generation) {
       logger.log('ERROR', 'event ignored: no object generation', { eventId: event.id, object: object.name });
-      return undefined;
+      return;
     }
     built ??= dependencies().catch((error: unknown) => {
       built = undefined;
@@ -71,7 +71,7 @@ export function loaderHandler(
           reason: outcome.mergeError,
         });
       }
-      return outcome;
+      logger.log('INFO', `file ${outcome.status}`, { object: object.name, generation: object.generation });
     } catch (error) {
       const retryable = error instanceof PipelineError && error.retryable;
       logger.log(

@@ -34,7 +34,7 @@ async function snapshot(home: string) {
   const warehouse = await DuckDbWarehouse.open({
     path: join(home, 'warehouse.duckdb'),
     sqlDir: SQL_DIR,
-    pathOf: (k) => store.pathOf(k),
+    rowsFile: async (k) => ({ path: store.pathOf(k), release: async () => undefined }),
   });
   try {
     const rows = async (name: string, columns = '*') =>

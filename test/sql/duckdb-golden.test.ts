@@ -55,7 +55,7 @@ describe('DuckDB SQL against the golden fixtures', () => {
       const warehouse = await DuckDbWarehouse.open({
         path: ':memory:',
         sqlDir: SQL_DIR,
-        pathOf: (k) => join(dir.path, k),
+        rowsFile: async (k) => ({ path: join(dir.path, k), release: async () => undefined }),
       });
       try {
         for (const [i, run] of fixture.runs.entries()) {

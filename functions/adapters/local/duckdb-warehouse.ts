@@ -17,6 +17,12 @@ import type {
 
 type Params = Record<string, string | number | boolean | null>;
 
+/**
+ * Where DuckDB reads a rows file from: the object's own path when the bucket is a folder, a
+ * downloaded copy when it is not (a mixed composition: GCS bucket, DuckDB warehouse).
+ */
+export type RowsFile = (key: string) => Promise<{ path: string; release(): Promise<void> }>;
+
 const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
 
 /**
@@ -32,14 +38,10 @@ export class DuckDbWarehouse implements Warehouse {
     private readonly instance: DuckDBInstance,
     private readonly connection: DuckDBConnection,
     private readonly sqlDir: string,
-    private readonly pathOf: (key: string) => string,
+    private readonly rowsFile: RowsFile,
   ) {}
 
-  static async open(options: {
-    path: string;
-    sqlDir: string;
-    pathOf: (key: string) => string;
-  }): Promise<DuckDbWarehouse> {
+  static async open(options: { path: string; sqlDir: string; rowsFile: RowsFile }): Promise<DuckDbWarehouse> {
     let instance: DuckDBInstance;
     try {
       instance = await DuckDBInstance.create(options.path);
@@ -53,7 +55,7 @@ export class DuckDbWarehouse implements Warehouse {
       throw new TerminalError(`cannot open the warehouse ${options.path}: ${message.split('\n')[0]}`);
     }
     const connection = await instance.connect();
-    const warehouse = new DuckDbWarehouse(instance, connection, options.sqlDir, options.pathOf);
+    const warehouse = new DuckDbWarehouse(instance, connection, options.sqlDir, options.rowsFile);
     await warehouse.bootstrap();
     return warehouse;
   }
@@ -98,7 +100,16 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
-  loadRaw(load: RawLoad): Promise<RawLoadResult> {
+  async loadRaw(load: RawLoad): Promise<RawLoadResult> {
+    const file = await this.rowsFile(load.rowsKey);
+    try {
+      return await this.loadRawFrom(load, file.path);
+    } finally {
+      await file.release();
+    }
+  }
+
+  private loadRawFrom(load: RawLoad, path: string): Promise<RawLoadResult> {
     return this.exclusive(() =>
       this.transaction(async () => {
         const [existing] = await this.rows(
@@ -120,7 +131,7 @@ export class DuckDbWarehouse implements Warehouse {
         const result = await this.connection.run(
           `INSERT INTO raw.${table.name} (${names})
            SELECT ${names}
-           FROM read_json(${literal(this.pathOf(load.rowsKey))}, format = 'newline_delimited', records = true,
+           FROM read_json(${literal(path)}, format = 'newline_delimited', records = true,
                           columns = {${columns}})`,
         );
         const inserted = Number(result.rowsChanged);
