@@ -206,6 +206,17 @@ async function gcpClients(config: GcpConfig) {
   };
 }
 
+/** One GCS bucket with the caller's Google credentials (replay gs://...). */
+export async function gcsStore(
+  bucket: string,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<ObjectStore> {
+  const { Storage } = await import('@google-cloud/storage');
+  const { GcsObjectStore } = await import('./adapters/gcp/gcs-object-store.js');
+  const projectId = env.GOOGLE_CLOUD_PROJECT ?? env.PROJECT_ID;
+  return new GcsObjectStore(new Storage(projectId ? { projectId } : {}).bucket(bucket));
+}
+
 export interface GcpCore {
   readonly store: ObjectStore;
   readonly warehouse: Warehouse;

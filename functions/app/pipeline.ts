@@ -97,6 +97,23 @@ export async function replay(
   ports: IngestPorts,
   settings: IngestSettings,
 ): Promise<IngestOutcome> {
+  const requeued = await requeue(object, ports);
+  return ingestObject(
+    { bucket: ports.store.location, name: requeued.key, generation: requeued.generation },
+    ports,
+    settings,
+  );
+}
+
+/**
+ * Moves a file from failed/ (or archive/) back into `{entity}/in/` under its own name; in
+ * production its arrival (object finalize) does the rest. A failed file's sidecar goes with it
+ * (the reason stays in ops.files); if it fails again, a new sidecar is written.
+ */
+export async function requeue(
+  object: string,
+  ports: Pick<IngestPorts, 'store' | 'logger'>,
+): Promise<{ key: string; generation: string }> {
   const parsed = parseObjectKey(object);
   if (
     !parsed ||
@@ -125,11 +142,7 @@ export async function replay(
   }
   if (parsed.state === 'failed') await ports.store.delete(errorSidecarKey(object));
   ports.logger.log('INFO', 'replaying', { object, to: destination });
-  return ingestObject(
-    { bucket: ports.store.location, name: destination, generation: moved.generation },
-    ports,
-    settings,
-  );
+  return { key: destination, generation: moved.generation };
 }
 
 export type FileCounts = Record<Entity, Record<ObjectState, number>>;

@@ -62,6 +62,8 @@ export interface ProcessConfig {
 export interface ReplayConfig {
   readonly command: 'replay';
   readonly object: string;
+  /** Set for `gs://BUCKET/KEY`: the deployed pipeline's bucket. */
+  readonly gcsBucket: string | undefined;
   readonly home: string;
   readonly loader: LoaderSettings;
   readonly logFormat: 'json' | 'text' | undefined;
@@ -71,6 +73,8 @@ export interface StatusConfig {
   readonly command: 'status';
   readonly home: string;
   readonly json: boolean;
+  /** Read the deployed pipeline (GCS and BigQuery, settings from the environment). */
+  readonly gcp: boolean;
 }
 
 export interface SandboxConfig {
@@ -135,9 +139,10 @@ Commands:
   process [--home DIR]
           load every file waiting in {entity}/in/, then merge
   replay  OBJECT [--home DIR]
-          move a failed/ (or archive/) object, e.g. sales/failed/2025/07/19/10h/x.json, back to in/ and process it
-  status  [--home DIR] [--json]
-          files per state, rows per table, orphans, rejects, last runs
+          move a failed/ (or archive/) object, e.g. sales/failed/2025/07/19/10h/x.json, back to in/ and process it;
+          with gs://BUCKET/OBJECT, move it back to in/ of the deployed bucket (its arrival event loads it)
+  status  [--home DIR] [--json] [--gcp]
+          files per state, rows per table, orphans, rejects, last runs; --gcp: of the deployed pipeline
   sandbox [--port N] [--api-key KEY] [--seed N] [--sales N] [--products N] [--customers N] [--fault-rate F]
           serve the built-in Retail API simulator
   demo    [--home DIR]
@@ -146,6 +151,8 @@ Commands:
 
 Connector tuning (run, extract, demo): --concurrency N (4), --page-size N (250), --file-bytes SIZE (128MiB),
   --timeout-ms N (30000), --max-attempts N (8); loader: --max-file-bytes SIZE (1GiB); --log-format json|text
+
+Deployed pipeline (status --gcp): GOOGLE_CLOUD_PROJECT, PIPELINE_BUCKET, BIGQUERY_LOCATION, EVENTS_TOPIC, MERGE_WORKFLOW
 
 Environment: RETAIL_API_URL, RETAIL_API_KEY, PIPELINE_HOME (default ./.pipeline), LOG_FORMAT,
   CONNECTOR_CONCURRENCY, CONNECTOR_PAGE_SIZE, CONNECTOR_FILE_BYTES, RETAIL_API_TIMEOUT_MS, LOADER_MAX_FILE_BYTES
@@ -307,9 +314,13 @@ function parseReplay(args: readonly string[], env: Env): CliConfig {
   const object = positionals[0];
   if (!object)
     throw new UsageError('replay: name the object to replay, e.g. sales/failed/2025/07/19/10h/x.json');
+  const gcs = /^gs:\/\/([^/]+)\/(.+)$/.exec(object);
+  if (object.startsWith('gs://') && !gcs)
+    throw new UsageError(`replay: "${object}" is not gs://BUCKET/OBJECT`);
   return Object.freeze({
     command: 'replay',
-    object,
+    object: gcs?.[2] ?? object,
+    gcsBucket: gcs?.[1],
     home: home(values, env),
     loader: loaderSettings(values, env),
     logFormat: logFormat(values, env),
@@ -317,9 +328,18 @@ function parseReplay(args: readonly string[], env: Env): CliConfig {
 }
 
 function parseStatus(args: readonly string[], env: Env): CliConfig {
-  const values = parse('status', args, { home: { type: 'string' }, json: { type: 'boolean' } });
+  const values = parse('status', args, {
+    home: { type: 'string' },
+    json: { type: 'boolean' },
+    gcp: { type: 'boolean' },
+  });
   if (!values) return { command: 'help', topic: 'status' };
-  return Object.freeze({ command: 'status', home: home(values, env), json: values.json === true });
+  return Object.freeze({
+    command: 'status',
+    home: home(values, env),
+    json: values.json === true,
+    gcp: values.gcp === true,
+  });
 }
 
 function parseSandbox(args: readonly string[], env: Env): CliConfig {

@@ -1,12 +1,22 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
 import { relative, resolve, sep } from 'node:path';
+import { SystemClock } from '../adapters/common/system-clock.js';
 import { type ExtractReport, extract } from '../app/extract.js';
 import type { IngestOutcome } from '../app/ingest-object.js';
-import { type PipelineStatus, processWaiting, replay, runEntities, status } from '../app/pipeline.js';
+import {
+  type PipelineStatus,
+  processWaiting,
+  replay,
+  requeue,
+  runEntities,
+  status,
+} from '../app/pipeline.js';
 import {
   buildLogger,
   extractSettings,
+  gcpCore,
+  gcsStore,
   type LocalRuntime,
   localExtractPorts,
   localPaths,
@@ -19,6 +29,7 @@ import {
   type ConnectorSettings,
   type Env,
   parseCli,
+  parseGcpConfig,
   USAGE,
 } from '../core/config.js';
 import { ENTITIES, type Entity } from '../core/entities.js';
@@ -48,7 +59,7 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
     return EXIT.usage;
   }
   try {
-    return await execute(config, io);
+    return await execute(config, io, env);
   } catch (error) {
     io.stderr.write(`retail-pipeline: ${describeError(error)}\n`);
     return error instanceof UsageError || error instanceof ConfigError ? EXIT.usage : EXIT.failure;
@@ -95,7 +106,7 @@ async function runPipeline(
   return steps.flatMap((s) => s.processed.outcomes);
 }
 
-async function execute(config: CliConfig, io: CliIo): Promise<number> {
+async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> {
   switch (config.command) {
     case 'help':
       io.stdout.write(`${USAGE}\n`);
@@ -136,6 +147,14 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
     }
     case 'replay': {
       const logger = buildLogger(config.logFormat, io.stderr);
+      if (config.gcsBucket) {
+        const store = await gcsStore(config.gcsBucket, env);
+        const requeued = await requeue(config.object, { store, logger });
+        io.stdout.write(
+          `moved to gs://${config.gcsBucket}/${requeued.key}; its arrival event loads it (watch file.loaded / file.failed)\n`,
+        );
+        return EXIT.ok;
+      }
       const object = objectName(config.object, config.home);
       return withRuntime(config.home, logger, async (runtime) => {
         const outcome = await replay(object, runtime, config.loader);
@@ -145,6 +164,12 @@ async function execute(config: CliConfig, io: CliIo): Promise<number> {
     }
     case 'status': {
       const logger = buildLogger(undefined, io.stderr);
+      if (config.gcp) {
+        const gcp = parseGcpConfig(env);
+        const report = await status(await gcpCore(gcp, new SystemClock()));
+        io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
+        return EXIT.ok;
+      }
       return withRuntime(config.home, logger, async (runtime) => {
         const report = await status(runtime);
         io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
