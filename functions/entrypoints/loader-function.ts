@@ -1,7 +1,6 @@
 import { type CloudEvent, cloudEvent } from '@google-cloud/functions-framework';
 import {
   type FinalizeEvent,
-  type IngestOutcome,
   type IngestPorts,
   type IngestSettings,
   ingestObject,
