@@ -22,6 +22,7 @@ import {
   parseGcpConfig,
 } from './core/config.js';
 import { DEFAULT_RETRY_POLICY } from './core/retry.js';
+import type { Secret } from './core/secret.js';
 import type { Clock, Randomness } from './ports/clock.js';
 import type { EventPublisher } from './ports/events.js';
 import type { Logger } from './ports/logger.js';
@@ -274,12 +275,13 @@ export async function gcpConnectorPorts(
   const clock = new SystemClock();
   let api = overrides.api;
   if (!api) {
-    const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
-    const { SecretManagerSource } = await import('./adapters/gcp/secret-manager-source.js');
-    const apiKey = await new SecretManagerSource(
-      new SecretManagerServiceClient(),
-      config.apiKeySecret,
-    ).apiKey();
+    let apiKey: Secret;
+    if ('value' in config.apiKey) apiKey = config.apiKey.value;
+    else {
+      const { SecretManagerServiceClient } = await import('@google-cloud/secret-manager');
+      const { SecretManagerSource } = await import('./adapters/gcp/secret-manager-source.js');
+      apiKey = await new SecretManagerSource(new SecretManagerServiceClient(), config.apiKey.secret).apiKey();
+    }
     api = new HttpRetailApi({
       baseUrl: config.apiUrl,
       apiKey,

@@ -516,8 +516,11 @@ export interface GcpConfig {
 export interface ConnectorJobConfig {
   readonly gcp: GcpConfig;
   readonly apiUrl: string;
-  /** `projects/P/secrets/S/versions/V` holding the Retail API key. */
-  readonly apiKeySecret: string;
+  /**
+   * The Retail API key: from RETAIL_API_KEY (Cloud Run sets it from Secret Manager, the way the
+   * infrastructure deploys the job) or read at start from the secret RETAIL_API_KEY_SECRET.
+   */
+  readonly apiKey: { readonly value: Secret } | { readonly secret: string };
   readonly connector: ConnectorSettings;
   readonly entity: Entity;
   readonly startSalesId: bigint | undefined;
@@ -570,11 +573,19 @@ export function parseConnectorJob(argv: readonly string[], env: Env): ConnectorJ
       `--start_sales_id takes a positive integer, with --endpoint sales only; not "${start}"`,
     );
   }
-  const secret = required(env, 'RETAIL_API_KEY_SECRET', 'the Secret Manager secret holding the API key');
+  const key = env.RETAIL_API_KEY?.trim();
+  const secret = env.RETAIL_API_KEY_SECRET?.trim();
+  if (!key && !secret) {
+    throw new ConfigError(
+      'missing RETAIL_API_KEY or RETAIL_API_KEY_SECRET (the Secret Manager secret holding the API key)',
+    );
+  }
   return Object.freeze({
     gcp: parseGcpConfig(env),
     apiUrl: apiUrl({}, env),
-    apiKeySecret: secret.includes('/versions/') ? secret : `${secret}/versions/latest`,
+    apiKey: key
+      ? { value: new Secret(key) }
+      : { secret: secret?.includes('/versions/') ? secret : `${secret}/versions/latest` },
     connector: connectorSettings({}, env),
     entity,
     startSalesId: start === undefined ? undefined : BigInt(start),

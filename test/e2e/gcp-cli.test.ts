@@ -58,14 +58,24 @@ describe('the Cloud Run Job entry point', () => {
     assert.equal(config.entity, 'sales');
     assert.equal(config.startSalesId, 1001n);
     assert.equal(config.gcp.bucket, 'pipeline');
-    assert.equal(config.apiKeySecret, 'projects/p/secrets/retail-api-key/versions/latest');
+    assert.deepEqual(config.apiKey, { secret: 'projects/p/secrets/retail-api-key/versions/latest' });
+    const fromEnv = parseConnectorJob(['--endpoint', 'sales'], {
+      ...env,
+      RETAIL_API_KEY: 'k-from-secret-env',
+    });
+    assert.ok('value' in fromEnv.apiKey && fromEnv.apiKey.value.reveal() === 'k-from-secret-env');
+    assert.ok(!JSON.stringify(fromEnv).includes('k-from-secret-env'), 'the key never prints');
     assert.equal(parseConnectorJob(['--endpoint', 'products'], env).startSalesId, undefined);
   });
 
   const bad: [string[], Record<string, string>, string][] = [
     [['--endpoint', 'orders'], env, '--endpoint must be one of products, customers, sales'],
     [['--endpoint', 'products', '--start_sales_id', '5'], env, 'with --endpoint sales only'],
-    [['--endpoint', 'sales'], { ...env, RETAIL_API_KEY_SECRET: '' }, 'missing RETAIL_API_KEY_SECRET'],
+    [
+      ['--endpoint', 'sales'],
+      { ...env, RETAIL_API_KEY_SECRET: '' },
+      'missing RETAIL_API_KEY or RETAIL_API_KEY_SECRET',
+    ],
     [
       ['--endpoint', 'sales'],
       { ...env, MERGE_WORKFLOW: 'merge' },

@@ -1,0 +1,73 @@
+import { TerraformVariable } from 'cdktf';
+import type { Construct } from 'constructs';
+
+/**
+ * Everything that differs between deployments, as Terraform variables (set per stack in a
+ * .tfvars file or TF_VAR_*): nothing about a project, region or name is hard-coded. Per
+ * environment, only the prefix and a few safety defaults (deletion protection) differ.
+ */
+export interface EnvironmentProps {
+  /** dev, prod ... : part of every resource name. */
+  readonly environment: string;
+  /** Protect datasets, tables and the bucket from `cdktf destroy` (prod). */
+  readonly deletionProtection: boolean;
+}
+
+export interface PipelineSettings {
+  readonly projectId: string;
+  readonly region: string;
+  readonly bigqueryLocation: string;
+  readonly connectorImage: string;
+  readonly retailApiUrl: string;
+  readonly analystsGroup: string;
+  readonly notificationChannels: string[];
+  readonly archiveColdAfterDays: number;
+  readonly archiveDeleteAfterDays: number;
+  readonly functionSourceBucketSuffix: string;
+}
+
+export function pipelineVariables(scope: Construct): PipelineSettings {
+  const variable = (name: string, description: string, extra: Record<string, unknown> = {}) =>
+    new TerraformVariable(scope, name, { description, ...extra });
+  return {
+    projectId: variable('project_id', 'Google Cloud project id').stringValue,
+    region: variable('region', 'Region of Cloud Run, Functions, Workflows, Scheduler (e.g. europe-west1)')
+      .stringValue,
+    bigqueryLocation: variable('bigquery_location', 'Location of the BigQuery datasets (EU, US, or a region)')
+      .stringValue,
+    connectorImage: variable(
+      'connector_image',
+      'Connector image, e.g. europe-west1-docker.pkg.dev/P/retail-pipeline/connector:v1',
+    ).stringValue,
+    retailApiUrl: variable('retail_api_url', 'Base URL of the Retail API').stringValue,
+    analystsGroup: variable('analysts_group', 'Google group (e-mail) given read access to the dmt dataset')
+      .stringValue,
+    notificationChannels: variable(
+      'notification_channels',
+      'Cloud Monitoring notification channel ids for the alerts',
+      {
+        type: 'list(string)',
+        default: [],
+      },
+    ).listValue,
+    archiveColdAfterDays: variable(
+      'archive_coldline_after_days',
+      'Days before archived files move to Coldline',
+      {
+        type: 'number',
+        default: 30,
+      },
+    ).numberValue,
+    archiveDeleteAfterDays: variable('archive_delete_after_days', 'Days before archived files are deleted', {
+      type: 'number',
+      default: 365,
+    }).numberValue,
+    functionSourceBucketSuffix: variable(
+      'function_source_bucket_suffix',
+      'Suffix of the bucket holding function source archives',
+      {
+        default: 'retail-pipeline-sources',
+      },
+    ).stringValue,
+  };
+}
