@@ -1,0 +1,351 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { parse } from 'yaml';
+import { ENTITIES } from '../../functions/core/entities.js';
+import { ALL_TABLES, bigQuerySchema } from '../../functions/core/schema.js';
+import { runOverrides } from '../../infra/constructs/connector.js';
+import { buildApp, ENVIRONMENTS } from '../../infra/main.js';
+import { REQUIRED_APIS } from '../../infra/stack.js';
+
+/**
+ * The infrastructure, checked on what `npm run synth` writes (cdktf.out/stacks/<env>/cdk.tf.json):
+ * no terraform binary or provider download is needed, so every assertion is about the JSON.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: synthesized Terraform JSON
+type Json = any;
+let outdir: string;
+const stacks: Record<string, Json> = {};
+
+before(() => {
+  outdir = mkdtempSync(join(tmpdir(), 'synth-'));
+  buildApp(outdir).synth();
+  for (const { environment } of ENVIRONMENTS) {
+    stacks[environment] = JSON.parse(
+      readFileSync(join(outdir, 'stacks', environment, 'cdk.tf.json'), 'utf8'),
+    );
+  }
+});
+after(() => rmSync(outdir, { recursive: true, force: true }));
+
+const resources = (stack: Json, type: string): Json[] => Object.values(stack.resource?.[type] ?? {});
+const one = (stack: Json, type: string): Json => {
+  const all = resources(stack, type);
+  assert.equal(all.length, 1, `one ${type}`);
+  return all[0];
+};
+/**
+ * The Terraform reference in a value, without CDKTF's hash suffixes:
+ * "${google_storage_bucket.bucket_3056591E.name}" -> "google_storage_bucket.bucket.name".
+ */
+const ref = (value: string) =>
+  (/^(?:serviceAccount:)?\$\{([^}]+)\}$/.exec(value)?.[1] ?? value).replace(/_[0-9A-F]{8}(?=[.[]|$)/g, '');
+
+describe('CDKTF synthesis', () => {
+  test('one stack per environment, nothing about a project or region hard-coded', () => {
+    assert.deepEqual(Object.keys(stacks).sort(), ['dev', 'prod']);
+    for (const stack of Object.values(stacks)) {
+      const provider = stack.provider.google[0];
+      assert.equal(provider.project, '${var.project_id}');
+      assert.equal(provider.region, '${var.region}');
+      for (const name of [
+        'project_id',
+        'region',
+        'bigquery_location',
+        'connector_image',
+        'retail_api_url',
+        'analysts_group',
+        'notification_channels',
+      ]) {
+        assert.ok(stack.variable[name], `variable ${name}`);
+        assert.deepEqual(
+          stack.variable[name].default,
+          name === 'notification_channels' ? [] : undefined,
+          `${name} has no default`,
+        );
+      }
+    }
+    const names = (s: Json) =>
+      resources(s, 'google_service_account')
+        .map((a: Json) => a.account_id)
+        .sort();
+    assert.notDeepEqual(names(stacks.dev), names(stacks.prod), 'environments do not share names');
+  });
+
+  test('every required Google API is enabled', () => {
+    const enabled = resources(stacks.dev, 'google_project_service').map((s: Json) => s.service);
+    assert.deepEqual(enabled.sort(), [...REQUIRED_APIS].sort());
+  });
+
+  test('the bucket: uniform access, public access prevented, lifecycle on archive/ only', () => {
+    const bucket = resources(stacks.dev, 'google_storage_bucket').find((b: Json) =>
+      String(b.name).endsWith('-dev-retail-pipeline'),
+    );
+    assert.equal(bucket.uniform_bucket_level_access, true);
+    assert.equal(bucket.public_access_prevention, 'enforced');
+    const prefixes = bucket.lifecycle_rule.flatMap((r: Json) => r.condition.matches_prefix);
+    assert.deepEqual([...new Set(prefixes)].sort(), ENTITIES.map((e) => `${e}/archive/`).sort());
+    assert.deepEqual(bucket.lifecycle_rule.map((r: Json) => r.action.type).sort(), [
+      'Delete',
+      'SetStorageClass',
+    ]);
+    assert.equal(
+      bucket.lifecycle_rule.find((r: Json) => r.action.type === 'Delete').condition.age,
+      '${var.archive_delete_after_days}',
+    );
+  });
+
+  test('every table of the schema, with its schema, description, partitioning and clustering', () => {
+    const tables = resources(stacks.dev, 'google_bigquery_table');
+    assert.equal(tables.length, ALL_TABLES.length);
+    for (const table of ALL_TABLES) {
+      const t = tables.find(
+        (x: Json) => x.table_id === table.name && ref(x.dataset_id).includes(`dataset-${table.dataset}`),
+      );
+      assert.ok(t, `${table.dataset}.${table.name}`);
+      assert.deepEqual(JSON.parse(t.schema), bigQuerySchema(table.fields));
+      assert.ok(t.description);
+      assert.ok(
+        JSON.parse(t.schema).every((f: Json) => f.description),
+        'every column is described',
+      );
+    }
+    const partition = (dataset: string, name: string) =>
+      tables.find((x: Json) => x.table_id === name && ref(x.dataset_id).includes(`dataset-${dataset}`))
+        .time_partitioning;
+    for (const e of ENTITIES)
+      assert.deepEqual(partition('raw', e), { field: 'SYS_DATE_CREATE', type: 'DAY' });
+    assert.deepEqual(partition('ods', 'sales'), { field: 'datetime', type: 'DAY' });
+    assert.deepEqual(
+      resources(stacks.dev, 'google_bigquery_dataset')
+        .map((d: Json) => d.dataset_id)
+        .sort(),
+      ['dmt', 'ods', 'ops', 'raw'],
+    );
+    assert.ok(
+      resources(stacks.prod, 'google_bigquery_table').every((t: Json) => t.deletion_protection === true),
+    );
+  });
+
+  test('the loader function: built source from a source bucket, finalize trigger with retries, its own accounts', () => {
+    const fn = one(stacks.dev, 'google_cloudfunctions2_function');
+    assert.equal(fn.build_config.entry_point, 'onObjectFinalized');
+    assert.match(ref(fn.build_config.source.storage_source.object), /google_storage_bucket_object\./);
+    assert.equal(fn.event_trigger.event_type, 'google.cloud.storage.object.v1.finalized');
+    assert.equal(fn.event_trigger.retry_policy, 'RETRY_POLICY_RETRY');
+    assert.match(ref(fn.event_trigger.service_account_email), /sa-trigger\.email$/);
+    assert.match(ref(fn.service_config.service_account_email), /sa-loader\.email$/);
+    assert.equal(ref(fn.event_trigger.event_filters[0].value), 'google_storage_bucket.bucket.name');
+    for (const name of [
+      'PIPELINE_BUCKET',
+      'BIGQUERY_LOCATION',
+      'EVENTS_TOPIC',
+      'MERGE_WORKFLOW',
+      'GOOGLE_CLOUD_PROJECT',
+    ]) {
+      assert.ok(fn.service_config.environment_variables[name], name);
+    }
+    const invoker = one(stacks.dev, 'google_cloud_run_service_iam_member');
+    assert.equal(invoker.role, 'roles/run.invoker');
+    assert.match(ref(invoker.member), /sa-trigger\.email$/);
+    const object = one(stacks.dev, 'google_storage_bucket_object');
+    assert.match(object.source, /assets\/.*\.zip$/);
+  });
+
+  test('the connector job and its schedules: hourly sales, daily products and customers, OAuth, argument overrides', () => {
+    const job = one(stacks.dev, 'google_cloud_run_v2_job');
+    const container = job.template.template.containers[0];
+    assert.equal(container.image, '${var.connector_image}');
+    assert.match(ref(job.template.template.service_account), /sa-connector\.email$/);
+    const key = container.env.find((e: Json) => e.name === 'RETAIL_API_KEY');
+    assert.match(ref(key.value_source.secret_key_ref.secret), /google_secret_manager_secret\.api-key/);
+    assert.ok(
+      !container.env.some((e: Json) => e.name === 'RETAIL_API_KEY' && e.value),
+      'no key value in the job',
+    );
+    const schedules = resources(stacks.dev, 'google_cloud_scheduler_job');
+    assert.deepEqual(schedules.map((s: Json) => [s.name.split('-').at(-1), s.schedule]).sort(), [
+      ['customers', '0 0 * * *'],
+      ['products', '0 0 * * *'],
+      ['sales', '0 * * * *'],
+    ]);
+    for (const s of schedules) {
+      const entity = s.name.split('-').at(-1);
+      assert.equal(s.http_target.http_method, 'POST');
+      assert.match(
+        s.http_target.uri,
+        /^https:\/\/run\.googleapis\.com\/v2\/projects\/\$\{var\.project_id\}\/locations\/\$\{var\.region\}\/jobs\/.+:run$/,
+      );
+      assert.equal(Buffer.from(s.http_target.body, 'base64').toString(), runOverrides(entity));
+      assert.deepEqual(JSON.parse(runOverrides(entity)).overrides.containerOverrides[0].args, [
+        '--endpoint',
+        entity,
+      ]);
+      assert.match(ref(s.http_target.oauth_token.service_account_email), /sa-scheduler\.email$/);
+      assert.equal(s.http_target.oauth_token.scope, 'https://www.googleapis.com/auth/cloud-platform');
+    }
+  });
+
+  test('the merge workflow is workflows/merge.yaml with the BigQuery SQL embedded, run by its own account', () => {
+    const wf = one(stacks.dev, 'google_workflows_workflow');
+    assert.match(ref(wf.service_account), /sa-workflow\.id$/);
+    assert.doesNotMatch(wf.source_contents, /"@sql [a-z_]+\.sql"/, 'every SQL reference is embedded');
+    const definition = parse(wf.source_contents);
+    assert.match(definition.run_sql.steps[0].sources.assign[0].scripts.ods_sales, /MERGE INTO ods\.sales/);
+    assert.deepEqual(Object.keys(wf.user_env_vars).sort(), ['BIGQUERY_LOCATION', 'EVENTS_TOPIC']);
+  });
+
+  test('events: a topic, a dead-letter topic and a subscription that dead-letters', () => {
+    const topics = resources(stacks.dev, 'google_pubsub_topic').map((t: Json) => t.name);
+    assert.deepEqual(topics.sort(), ['dev-retail-pipeline-events', 'dev-retail-pipeline-events-dead-letter']);
+    const subscription = resources(stacks.dev, 'google_pubsub_subscription').find(
+      (s: Json) => s.dead_letter_policy,
+    );
+    assert.match(ref(subscription.dead_letter_policy.dead_letter_topic), /dead-letter/);
+  });
+
+  test('the API key secret has no value in code and only the connector reads it', () => {
+    assert.equal(resources(stacks.dev, 'google_secret_manager_secret_version').length, 0);
+    const readers = resources(stacks.dev, 'google_secret_manager_secret_iam_member');
+    assert.deepEqual(
+      readers.map((r: Json) => [r.role, ref(r.member)]),
+      [['roles/secretmanager.secretAccessor', 'google_service_account.sa-connector.email']],
+    );
+  });
+
+  test('alert policies: loader errors, workflow failures, connector failures, files in failed/', () => {
+    const policies = resources(stacks.dev, 'google_monitoring_alert_policy');
+    const filters = policies.map((p: Json) => p.conditions[0].condition_threshold.filter).join('\n');
+    assert.match(filters, /workflows\.googleapis\.com\/finished_execution_count.*status="FAILED"/);
+    assert.match(filters, /run\.googleapis\.com\/job\/completed_execution_count.*result="failed"/);
+    assert.match(
+      filters,
+      /logging\.googleapis\.com\/user\/\$\{google_logging_metric\.alerting_files-failed_[0-9A-F]{8}\.name\}/,
+    );
+    assert.match(
+      filters,
+      /logging\.googleapis\.com\/user\/\$\{google_logging_metric\.alerting_loader-errors_[0-9A-F]{8}\.name\}/,
+    );
+    assert.ok(policies.every((p: Json) => p.notification_channels === '${var.notification_channels}'));
+    const failedMetric = resources(stacks.dev, 'google_logging_metric').find(
+      (m: Json) => m.name === 'dev-retail-files-failed',
+    );
+    assert.match(failedMetric.filter, /jsonPayload\.message="file failed"/);
+  });
+});
+
+describe('IAM: least privilege', () => {
+  const IAM_TYPES = [
+    'google_project_iam_member',
+    'google_storage_bucket_iam_member',
+    'google_bigquery_dataset_iam_member',
+    'google_pubsub_topic_iam_member',
+    'google_pubsub_subscription_iam_member',
+    'google_secret_manager_secret_iam_member',
+    'google_cloud_run_v2_job_iam_member',
+    'google_cloud_run_service_iam_member',
+  ];
+  const grants = (stack: Json) =>
+    IAM_TYPES.flatMap((type) =>
+      resources(stack, type).map((g: Json) => {
+        const scope = ref(
+          String(
+            g.dataset_id ?? g.bucket ?? g.topic ?? g.subscription ?? g.secret_id ?? g.name ?? g.service ?? '',
+          ),
+        )
+          .replace(/\.service_config\[0\]\.service$/, '')
+          .replace(/\.(id|name|dataset_id)$/, '');
+        const target =
+          type === 'google_project_iam_member'
+            ? 'project'
+            : `${type.replace(/^google_|_iam_member$/g, '')}:${scope}`;
+        return {
+          member: ref(String(g.member).replace(/^serviceAccount:/, '')),
+          role: g.role as string,
+          target,
+        };
+      }),
+    );
+
+  test('no primitive role and no public member anywhere', () => {
+    for (const stack of Object.values(stacks)) {
+      for (const g of grants(stack)) {
+        assert.ok(
+          !['roles/owner', 'roles/editor', 'roles/viewer'].includes(g.role),
+          `${g.member}: ${g.role}`,
+        );
+        assert.ok(!/allUsers|allAuthenticatedUsers/.test(g.member), g.member);
+      }
+    }
+  });
+
+  test('each principal holds exactly the roles it needs, on the narrowest resource (a broader grant fails here)', () => {
+    const sa = (name: string) => `google_service_account.sa-${name}.email`;
+    const dataset = (name: string) => `bigquery_dataset:google_bigquery_dataset.warehouse_dataset-${name}`;
+    const bucket = 'storage_bucket:google_storage_bucket.bucket';
+    const topic = 'pubsub_topic:google_pubsub_topic.events_topic';
+    const expected = [
+      [sa('connector'), 'roles/storage.objectUser', bucket],
+      [sa('connector'), 'roles/bigquery.dataEditor', dataset('ops')],
+      [sa('connector'), 'roles/bigquery.jobUser', 'project'],
+      [sa('connector'), 'roles/pubsub.publisher', topic],
+      [sa('connector'), 'roles/logging.logWriter', 'project'],
+      [
+        sa('connector'),
+        'roles/secretmanager.secretAccessor',
+        'secret_manager_secret:google_secret_manager_secret.api-key',
+      ],
+      [sa('loader'), 'roles/storage.objectUser', bucket],
+      [sa('loader'), 'roles/bigquery.dataEditor', dataset('raw')],
+      [sa('loader'), 'roles/bigquery.dataEditor', dataset('ops')],
+      [sa('loader'), 'roles/bigquery.jobUser', 'project'],
+      [sa('loader'), 'roles/pubsub.publisher', topic],
+      [sa('loader'), 'roles/workflows.invoker', 'project'],
+      [sa('loader'), 'roles/logging.logWriter', 'project'],
+      [sa('trigger'), 'roles/eventarc.eventReceiver', 'project'],
+      [
+        sa('trigger'),
+        'roles/run.invoker',
+        'cloud_run_service:google_cloudfunctions2_function.loader_function',
+      ],
+      [
+        sa('scheduler'),
+        'roles/run.jobsExecutorWithOverrides',
+        'cloud_run_v2_job:google_cloud_run_v2_job.connector_job',
+      ],
+      [sa('workflow'), 'roles/bigquery.dataViewer', dataset('raw')],
+      [sa('workflow'), 'roles/bigquery.dataEditor', dataset('ods')],
+      [sa('workflow'), 'roles/bigquery.dataEditor', dataset('dmt')],
+      [sa('workflow'), 'roles/bigquery.dataEditor', dataset('ops')],
+      [sa('workflow'), 'roles/bigquery.jobUser', 'project'],
+      [sa('workflow'), 'roles/pubsub.publisher', topic],
+      [sa('workflow'), 'roles/logging.logWriter', 'project'],
+      [
+        'data.google_storage_project_service_account.gcs-agent.email_address',
+        'roles/pubsub.publisher',
+        'project',
+      ],
+      ['group:${var.analysts_group}', 'roles/bigquery.dataViewer', dataset('dmt')],
+      ['group:${var.analysts_group}', 'roles/bigquery.jobUser', 'project'],
+    ];
+    const actual = grants(stacks.dev)
+      .filter((g) => !g.member.includes('gcp-sa-pubsub')) // the Pub/Sub agent's dead-letter grants, checked below
+      .map((g) => [g.member, g.role, g.target]);
+    const key = (x: string[]) => x.join(' | ');
+    assert.deepEqual(actual.map(key).sort(), expected.map(key).sort());
+    const pubsubAgent = grants(stacks.dev)
+      .filter((g) => g.member.includes('gcp-sa-pubsub'))
+      .map((g) => [g.role, g.target]);
+    assert.deepEqual(
+      pubsubAgent.map(key).sort(),
+      [
+        ['roles/pubsub.publisher', 'pubsub_topic:google_pubsub_topic.events_dead-letter'],
+        ['roles/pubsub.subscriber', 'pubsub_subscription:google_pubsub_subscription.events_subscription'],
+      ]
+        .map(key)
+        .sort(),
+    );
+  });
+});
