@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { ENTITIES } from '../../functions/core/entities.js';
 import { ALL_TABLES, bigQuerySchema } from '../../functions/core/schema.js';
@@ -20,6 +22,24 @@ let outdir: string;
 const stacks: Record<string, Json> = {};
 
 before(() => {
+  // The loader's source is the build: make sure there is one (npm install builds it too).
+  if (
+    !existsSync(
+      fileURLToPath(new URL('../../dist/functions/entrypoints/loader-function.js', import.meta.url)),
+    )
+  ) {
+    execFileSync(
+      process.execPath,
+      [
+        fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url)),
+        '-p',
+        'tsconfig.json',
+      ],
+      {
+        cwd: fileURLToPath(new URL('../../', import.meta.url)),
+      },
+    );
+  }
   outdir = mkdtempSync(join(tmpdir(), 'synth-'));
   buildApp(outdir).synth();
   for (const { environment } of ENVIRONMENTS) {
