@@ -15,6 +15,7 @@ import type {
   Warehouse,
   WarehouseStatus,
 } from '../../ports/warehouse.js';
+import { connectorRunFromRow, fileOutcomeFromRow } from '../common/ops-rows.js';
 
 /** Failure reasons of BigQuery jobs and API calls that another try can cure. */
 const TRANSIENT_REASONS = new Set([
@@ -305,27 +306,8 @@ export class BigQueryWarehouse implements Warehouse {
         'reading rejects',
         'SELECT entity AS k, COUNT(*) AS n FROM ods.rejects GROUP BY 1 ORDER BY 1',
       ),
-      lastRuns: runs.map((r) => ({
-        runId: String(r.run_id),
-        entity: r.entity as Entity,
-        finishedAt: time(r.finished_at),
-        resumed: Boolean(r.resumed),
-        startSalesId: r.start === null ? undefined : String(r.start),
-        pagesFetched: Number(r.pages_fetched),
-        pagesReused: Number(r.pages_reused),
-        records: Number(r.records),
-        files: (r.files as string[]) ?? [],
-      })),
-      lastFiles: files.map((r) => ({
-        objectName: String(r.object_name),
-        generation: String(r.generation),
-        entity: r.entity as Entity,
-        state: r.state as 'archived' | 'failed',
-        settledObject: String(r.settled_object),
-        rowCount: r.row_count === null ? undefined : Number(r.row_count),
-        reason: r.reason === null ? undefined : String(r.reason),
-        settledAt: time(r.settled_at),
-      })),
+      lastRuns: runs.map((r) => connectorRunFromRow(r, time)),
+      lastFiles: files.map((r) => fileOutcomeFromRow(r, time)),
     };
   }
 }

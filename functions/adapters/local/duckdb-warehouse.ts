@@ -14,6 +14,7 @@ import type {
   Warehouse,
   WarehouseStatus,
 } from '../../ports/warehouse.js';
+import { connectorRunFromRow, fileOutcomeFromRow } from '../common/ops-rows.js';
 
 type Params = Record<string, string | number | boolean | null>;
 
@@ -267,27 +268,8 @@ export class DuckDbWarehouse implements Warehouse {
           'SELECT reason AS k, count(*) AS n FROM dmt.sales_items_orphans GROUP BY 1 ORDER BY 1',
         ),
         rejects: await grouped('SELECT entity AS k, count(*) AS n FROM ods.rejects GROUP BY 1 ORDER BY 1'),
-        lastRuns: runs.map((r) => ({
-          runId: String(r.run_id),
-          entity: r.entity as Entity,
-          finishedAt: new Date(String(r.finished_at)),
-          resumed: Boolean(r.resumed),
-          startSalesId: r.start === null ? undefined : String(r.start),
-          pagesFetched: Number(r.pages_fetched),
-          pagesReused: Number(r.pages_reused),
-          records: Number(r.records),
-          files: (r.files as string[]) ?? [],
-        })),
-        lastFiles: files.map((r) => ({
-          objectName: String(r.object_name),
-          generation: String(r.generation),
-          entity: r.entity as Entity,
-          state: r.state as 'archived' | 'failed',
-          settledObject: String(r.settled_object),
-          rowCount: r.row_count === null ? undefined : Number(r.row_count),
-          reason: r.reason === null ? undefined : String(r.reason),
-          settledAt: new Date(String(r.settled_at)),
-        })),
+        lastRuns: runs.map((r) => connectorRunFromRow(r, (v) => new Date(String(v)))),
+        lastFiles: files.map((r) => fileOutcomeFromRow(r, (v) => new Date(String(v)))),
       };
     });
   }
