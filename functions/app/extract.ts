@@ -27,6 +27,7 @@ import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
 import type { RetailApi } from '../ports/retail-api.js';
 import type { ConnectorRunRecord, Warehouse } from '../ports/warehouse.js';
 import { type Holder, Lease } from './lease.js';
+import { objectLines } from './object-lines.js';
 import { publish } from './publish.js';
 import { withRetries } from './retry.js';
 
@@ -202,23 +203,16 @@ export async function largestSaleIdIngested(
 
 async function largestIdInFile(store: ObjectStore, key: string): Promise<bigint | undefined> {
   let max: bigint | undefined;
-  let carry = '';
-  const consider = (line: string): void => {
-    if (!line.trim()) return;
+  for await (const line of objectLines(store, key, { strict: false })) {
+    if (!line.trim()) continue;
     let id: bigint | undefined;
     try {
       id = integerOf(memberText(line, 'id'));
     } catch {
-      return; // not a JSON object: the loader will reject this file, its ids do not count
+      continue; // not a JSON object: the loader will reject this file, its ids do not count
     }
     if (id !== undefined && (max === undefined || id > max)) max = id;
-  };
-  for await (const chunk of store.readStream(key)) {
-    const lines = (carry + chunk.toString('utf8')).split('\n');
-    carry = lines.pop() ?? '';
-    for (const line of lines) consider(line);
   }
-  consider(carry);
   return max;
 }
 

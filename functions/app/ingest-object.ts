@@ -24,6 +24,7 @@ import type { Logger } from '../ports/logger.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { Warehouse } from '../ports/warehouse.js';
 import type { WorkflowStarter } from '../ports/workflows.js';
+import { NotUtf8Error, objectLines } from './object-lines.js';
 import { publish } from './publish.js';
 
 /** The object-finalize event, as plain values (bucket, object name, generation). */
@@ -251,44 +252,24 @@ async function normalise(
   if (info.size > maxFileBytes) {
     throw new FileRejectedError(`the file is ${info.size} bytes, over the limit of ${maxFileBytes} bytes`);
   }
-  const decoder = new TextDecoder('utf-8', { fatal: true });
   const out: string[] = [];
   let count = 0;
   let lineNumber = 0;
   let maxSaleId: bigint | undefined;
-  let carry = '';
-  const take = (line: string): void => {
-    lineNumber++;
-    if (!line.trim()) return;
-    const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber, sys);
-    out.push(row.json);
-    count++;
-    if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
-      maxSaleId = row.saleId;
-  };
   try {
-    for await (const chunk of store.readStream(claim.key)) {
-      let text: string;
-      try {
-        text = decoder.decode(chunk, { stream: true });
-      } catch {
-        throw new FileRejectedError(
-          `the file is not UTF-8 text (near line ${lineNumber + 1})`,
-          lineNumber + 1,
-        );
-      }
-      const lines = (carry + text).split('\n');
-      carry = lines.pop() ?? '';
-      for (const line of lines) take(line);
+    for await (const line of objectLines(store, claim.key, { strict: true })) {
+      lineNumber++;
+      if (!line.trim()) continue;
+      const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber, sys);
+      out.push(row.json);
+      count++;
+      if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
+        maxSaleId = row.saleId;
     }
-    try {
-      carry += decoder.decode();
-    } catch {
-      throw new FileRejectedError(`the file is not UTF-8 text (near line ${lineNumber + 1})`, lineNumber + 1);
-    }
-    take(carry);
   } catch (error) {
     if (error instanceof RecordShapeError) throw new FileRejectedError(error.message, error.line);
+    if (error instanceof NotUtf8Error)
+      throw new FileRejectedError(`the file is ${error.message}`, error.line);
     throw error;
   }
   if (count === 0) throw new FileRejectedError('the file holds no records');
