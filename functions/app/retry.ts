@@ -1,4 +1,4 @@
-import { describeError, PipelineError, RetriesExhaustedError, TransientError } from '../core/errors.js';
+import { describeError, isRetryable, RetriesExhaustedError, TransientError } from '../core/errors.js';
 import { backoffDelayMs, type RetryPolicy, shouldRetry } from '../core/retry.js';
 import type { Clock, Randomness } from '../ports/clock.js';
 import type { Logger } from '../ports/logger.js';
@@ -16,7 +16,7 @@ export async function withRetries<T>(
     try {
       return await operation();
     } catch (error) {
-      const retryable = error instanceof PipelineError && error.retryable;
+      const retryable = isRetryable(error);
       if (!shouldRetry(deps.policy, attempt, retryable)) {
         if (!retryable) throw error;
         throw new RetriesExhaustedError(`${what} failed after ${attempt} tries: ${describeError(error)}`, {

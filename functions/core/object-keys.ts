@@ -88,10 +88,6 @@ export function isLoadable(key: string): boolean {
 
 // ---- the connector's staging area -------------------------------------------------------------
 
-export function stagingPrefix(entity: Entity): string {
-  return `${entity}/staging/`;
-}
-
 export function leaseKey(entity: Entity): string {
   return `${entity}/staging/lease.json`;
 }

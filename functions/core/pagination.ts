@@ -56,10 +56,6 @@ export class PagePlanner {
     return Number.isFinite(this.lastPage) ? this.lastPage : undefined;
   }
 
-  get hasInFlight(): boolean {
-    return this.inFlight.size > 0;
-  }
-
   /** Every page from the first to the last one has been received. */
   get complete(): boolean {
     if (!Number.isFinite(this.lastPage)) return false;

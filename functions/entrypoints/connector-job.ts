@@ -4,7 +4,7 @@ import { type ConnectorJobConfig, parseConnectorJob } from '../core/config.js';
 import {
   ConfigError,
   describeError,
-  PipelineError,
+  isRetryable,
   RetriesExhaustedError,
   UsageError,
 } from '../core/errors.js';
@@ -49,11 +49,10 @@ export async function runConnectorJob(argv: readonly string[], env: NodeJS.Proce
     });
     return JOB_EXIT.ok;
   } catch (error) {
-    job.log('ERROR', describeError(error), { retryable: error instanceof PipelineError && error.retryable });
+    job.log('ERROR', describeError(error), { retryable: isRetryable(error) });
     if (error instanceof ConfigError || error instanceof UsageError) return JOB_EXIT.config;
     // Faults that outlasted the retries of one request may pass by the next attempt of the task.
-    const transient =
-      (error instanceof PipelineError && error.retryable) || error instanceof RetriesExhaustedError;
+    const transient = isRetryable(error) || error instanceof RetriesExhaustedError;
     return transient ? JOB_EXIT.transient : JOB_EXIT.terminal;
   }
 }

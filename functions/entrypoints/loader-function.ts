@@ -6,7 +6,7 @@ import {
   ingestObject,
 } from '../app/ingest-object.js';
 import { buildLogger, gcpLoaderDependencies } from '../compose.js';
-import { describeError, PipelineError } from '../core/errors.js';
+import { describeError, isRetryable } from '../core/errors.js';
 import { isArrival } from '../core/object-keys.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -72,7 +72,7 @@ export function loaderHandler(
       }
       logger.log('INFO', `file ${outcome.status}`, { object: object.name, generation: object.generation });
     } catch (error) {
-      const retryable = error instanceof PipelineError && error.retryable;
+      const retryable = isRetryable(error);
       logger.log(
         retryable ? 'WARNING' : 'ERROR',
         retryable ? 'transient failure; the event will be delivered again' : 'failure',

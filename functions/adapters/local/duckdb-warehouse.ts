@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Entity } from '../../core/entities.js';
 import { TerminalError, TransientError } from '../../core/errors.js';
-import { ALL_TABLES, apiFields, DATASETS, duckDbDdl, duckDbType, RAW_TABLES } from '../../core/schema.js';
+import { ALL_TABLES, DATASETS, duckDbDdl, duckDbType, RAW_TABLES } from '../../core/schema.js';
 import { splitStatements } from '../../core/sql-script.js';
 import type {
   ConnectorRunRecord,

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
-import { describeError, PipelineError, TerminalError } from '../../core/errors.js';
+import { describeError, isRetryable, TerminalError } from '../../core/errors.js';
 import type { PipelineEvent } from '../../core/events.js';
 import { workflowFunctions } from '../../core/workflow-functions.js';
 import { runWorkflow, type WorkflowDefinition, WorkflowRaised } from '../../core/workflow-interpreter.js';
@@ -65,7 +65,7 @@ export class LocalWorkflowRunner implements WorkflowStarter {
           jobs.set(jobId, counts);
           return { jobReference: { jobId, location: 'local' }, status: { state: 'DONE' } };
         } catch (error) {
-          const retryable = error instanceof PipelineError && error.retryable;
+          const retryable = isRetryable(error);
           throw new WorkflowRaised({
             message: describeError(error),
             code: retryable ? 503 : 400,
