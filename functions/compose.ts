@@ -1,21 +1,12 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpRetailApi } from './adapters/common/http-retail-api.js';
 import { JsonLogger, type LogFormat } from './adapters/common/json-logger.js';
 import { CryptoRandomness, SystemClock } from './adapters/common/system-clock.js';
-import { DuckDbWarehouse } from './adapters/local/duckdb-warehouse.js';
-import { EventLogPublisher } from './adapters/local/event-log-publisher.js';
-import { FsObjectStore } from './adapters/local/fs-object-store.js';
-import { LocalWorkflowRunner, loadWorkflow } from './adapters/local/local-workflow-runner.js';
 import type { ExtractPorts, ExtractSettings } from './app/extract.js';
 import type { IngestPorts, IngestSettings } from './app/ingest-object.js';
-import type { Holder } from './app/lease.js';
 import { withRetries } from './app/retry.js';
 import {
-  type ApiSettings,
   type ConnectorJobConfig,
   type ConnectorSettings,
   type GcpConfig,
@@ -44,23 +35,6 @@ export function buildLogger(format: LogFormat | undefined, output: Output): Logg
   });
 }
 
-export interface LocalPaths {
-  readonly home: string;
-  readonly bucket: string;
-  readonly warehouse: string;
-  readonly events: string;
-}
-
-export function localPaths(home: string): LocalPaths {
-  const root = resolve(home);
-  return {
-    home: root,
-    bucket: join(root, 'bucket'),
-    warehouse: join(root, 'warehouse.duckdb'),
-    events: join(root, 'events.ndjson'),
-  };
-}
-
 /** A file of the repository (sql/, workflows/), from the sources (tsx) or from the build (dist/). */
 export function repositoryPath(relative: string): string {
   for (const root of ['../', '../../']) {
@@ -70,54 +44,6 @@ export function repositoryPath(relative: string): string {
   throw new Error(`${relative} not found next to the code`);
 }
 
-export interface LocalRuntime extends IngestPorts {
-  readonly store: FsObjectStore;
-  readonly warehouse: DuckDbWarehouse;
-  close(): void;
-}
-
-/** The whole pipeline on one machine: a folder as the bucket, DuckDB, the event log, in-process merges. */
-export async function openLocalRuntime(home: string, logger: Logger): Promise<LocalRuntime> {
-  const paths = localPaths(home);
-  await mkdir(paths.home, { recursive: true });
-  const store = new FsObjectStore(paths.bucket);
-  const warehouse = await DuckDbWarehouse.open({
-    path: paths.warehouse,
-    sqlDir: repositoryPath('sql/duckdb/'),
-    rowsFile: async (key) => ({ path: store.pathOf(key), release: async () => undefined }),
-  });
-  const events = new EventLogPublisher(paths.events);
-  const clock = new SystemClock();
-  const randomness = new CryptoRandomness();
-  const workflows = new LocalWorkflowRunner(loadWorkflow(repositoryPath('workflows/merge.yaml')), {
-    warehouse,
-    events,
-    clock,
-    randomness,
-    logger,
-  });
-  return { store, warehouse, events, workflows, clock, randomness, logger, close: () => warehouse.close() };
-}
-
-function processAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-export function localHolder(owner: string): Holder {
-  const host = hostname();
-  return {
-    owner,
-    host,
-    pid: process.pid,
-    isAlive: (otherHost, pid) => (otherHost === host ? processAlive(pid) : undefined),
-  };
-}
-
 export function extractSettings(connector: ConnectorSettings): ExtractSettings {
   return {
     concurrency: connector.concurrency,
@@ -125,37 +51,6 @@ export function extractSettings(connector: ConnectorSettings): ExtractSettings {
     targetFileBytes: connector.targetFileBytes,
     retry: connector.retry,
     leaseTtlMs: connector.leaseTtlMs,
-  };
-}
-
-/**
- * The connector on the local runtime: the Retail API over HTTP, a folder as the bucket, and
- * (when the runtime is open) the warehouse's ledger and the event log.
- */
-export function localExtractPorts(options: {
-  home: string;
-  api: ApiSettings;
-  connector: ConnectorSettings;
-  logger: Logger;
-  runtime?: LocalRuntime;
-}): ExtractPorts {
-  const clock = new SystemClock();
-  const runtime = options.runtime;
-  return {
-    ingested: runtime?.warehouse,
-    events: runtime?.events,
-    runLog: runtime?.warehouse,
-    api: new HttpRetailApi({
-      baseUrl: options.api.apiUrl,
-      apiKey: options.api.apiKey,
-      timeoutMs: options.connector.requestTimeoutMs,
-      clock,
-    }),
-    store: runtime?.store ?? new FsObjectStore(localPaths(options.home).bucket),
-    clock,
-    randomness: new CryptoRandomness(),
-    logger: options.logger,
-    holder: localHolder('retail-pipeline extract'),
   };
 }
 

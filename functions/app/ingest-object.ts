@@ -5,7 +5,9 @@ import {
   ObjectNotFoundError,
   PipelineError,
   PreconditionFailedError,
+  TransientError,
 } from '../core/errors.js';
+import { CLAIM_STALE_AFTER_MS } from '../core/loader-limits.js';
 import {
   archiveKey,
   claimKey,
@@ -47,6 +49,11 @@ export interface IngestPorts {
 export interface IngestSettings {
   /** Larger files are rejected (and go to failed/). */
   readonly maxFileBytes: number;
+  /**
+   * A claim older than this was left by a delivery that is no longer running (default: the
+   * loader's timeout plus a minute, see core/loader-limits.ts).
+   */
+  readonly claimStaleAfterMs?: number;
 }
 
 export type IngestOutcome =
@@ -108,14 +115,49 @@ export async function ingestObject(
     });
   } catch (error) {
     if (error instanceof PreconditionFailedError || error instanceof ObjectNotFoundError) {
-      ports.logger.log('INFO', 'already claimed by another delivery', {
-        object: event.name,
-        generation: event.generation,
-      });
-      return { status: 'duplicate', object: event.name };
+      return resumeOrDuplicate(event, claim, ports, settings);
     }
     throw error;
   }
+  return settleClaim(claim, ports, settings);
+}
+
+/**
+ * The object could not be claimed: it was claimed before. A claim of this very generation still
+ * in processing/ means an earlier delivery did not finish it (a crash, a timeout, a transient
+ * error after the claim): once it is older than any running delivery can be, this delivery
+ * finishes it — the same path as recovery — and removes the arrival a crash may have left
+ * between the copy and the delete of the claim. A younger claim may still be in progress: the
+ * delivery fails transiently so the platform delivers it again later. No claim at all: the file
+ * was settled, and this delivery is a duplicate.
+ */
+async function resumeOrDuplicate(
+  event: FinalizeEvent,
+  claim: Claim,
+  ports: IngestPorts,
+  settings: IngestSettings,
+): Promise<IngestOutcome> {
+  const context = { object: event.name, generation: event.generation };
+  const held = await ports.store.stat(claim.key);
+  if (!held) {
+    ports.logger.log('INFO', 'already settled by another delivery', { ...context, event: 'file.duplicate' });
+    return { status: 'duplicate', object: event.name };
+  }
+  const age = ports.clock.now().getTime() - held.updated.getTime();
+  const staleAfter = settings.claimStaleAfterMs ?? CLAIM_STALE_AFTER_MS;
+  if (age < staleAfter) {
+    throw new TransientError(
+      `${event.name} (generation ${event.generation}) was claimed ${Math.round(age / 1000)} s ago by another delivery; trying again later`,
+    );
+  }
+  ports.logger.log('WARNING', 'resuming a claim an earlier delivery did not finish', {
+    ...context,
+    event: 'claim.resumed',
+    claimAgeSeconds: Math.round(age / 1000),
+  });
+  await ports.store.delete(event.name, { ifGenerationMatch: event.generation }).catch((error: unknown) => {
+    if (!(error instanceof PreconditionFailedError)) throw error;
+  });
   return settleClaim(claim, ports, settings);
 }
 
@@ -211,7 +253,12 @@ async function settleClaim(
       alreadyLoaded: load.alreadyLoaded,
     },
   });
-  logger.log('INFO', 'file loaded', { rows: load.rows, archivedObject, alreadyLoaded: load.alreadyLoaded });
+  logger.log('INFO', 'file loaded', {
+    event: 'file.loaded',
+    rows: load.rows,
+    archivedObject,
+    alreadyLoaded: load.alreadyLoaded,
+  });
 
   const outcome = {
     status: 'loaded',
@@ -345,6 +392,6 @@ async function fail(
       ...(line !== undefined ? { line } : {}),
     },
   });
-  logger.log('WARNING', 'file failed', { failedObject: target, reason });
+  logger.log('WARNING', 'file failed', { event: 'file.failed', failedObject: target, reason });
   return { status: 'failed', object: claim.objectName, failedObject: target, reason };
 }

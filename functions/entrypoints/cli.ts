@@ -12,17 +12,8 @@ import {
   runEntities,
   status,
 } from '../app/pipeline.js';
-import {
-  buildLogger,
-  extractSettings,
-  gcpCore,
-  gcsStore,
-  type LocalRuntime,
-  localExtractPorts,
-  localPaths,
-  type Output,
-  openLocalRuntime,
-} from '../compose.js';
+import { buildLogger, extractSettings, gcpCore, gcsStore, type Output } from '../compose.js';
+import { type LocalRuntime, localExtractPorts, localPaths, openLocalRuntime } from '../compose-local.js';
 import {
   type ApiSettings,
   type CliConfig,

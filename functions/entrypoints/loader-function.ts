@@ -6,7 +6,7 @@ import {
   ingestObject,
 } from '../app/ingest-object.js';
 import { buildLogger, gcpLoaderDependencies } from '../compose.js';
-import { describeError, isRetryable } from '../core/errors.js';
+import { isRetryable } from '../core/errors.js';
 import { isArrival } from '../core/object-keys.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -62,27 +62,35 @@ export function loaderHandler(
       throw error;
     });
     const { ports, settings } = await built;
+    const context = { object: object.name, generation: object.generation, eventId: event.id };
     try {
+      // The outcome itself (file.loaded, file.failed, file.duplicate) is logged once, by ingestObject.
       const outcome = await ingestObject(object, ports, settings);
       if (outcome.status === 'loaded' && outcome.mergeError) {
         logger.log('ERROR', 'file loaded, merge not started; the next merge of this entity takes it', {
-          object: object.name,
+          ...context,
+          event: 'merge.not_started',
           reason: outcome.mergeError,
         });
       }
-      logger.log('INFO', `file ${outcome.status}`, { object: object.name, generation: object.generation });
     } catch (error) {
-      const retryable = isRetryable(error);
-      logger.log(
-        retryable ? 'WARNING' : 'ERROR',
-        retryable ? 'transient failure; the event will be delivered again' : 'failure',
-        {
-          object: object.name,
-          generation: object.generation,
-          reason: describeError(error),
-        },
-      );
-      throw error;
+      if (isRetryable(error)) {
+        // Failing the invocation makes Eventarc deliver the event again (RETRY_POLICY_RETRY);
+        // the redelivery resumes the claim.
+        logger.log('WARNING', 'transient failure; the event will be delivered again', {
+          ...context,
+          event: 'load.retry',
+          error,
+        });
+        throw error;
+      }
+      // Retrying cannot help: acknowledge, so Eventarc does not redeliver for a day. Whatever the
+      // failure left in in/ or processing/ is finished by the reconciler.
+      logger.log('ERROR', 'terminal failure; acknowledged, the reconciler finishes the file', {
+        ...context,
+        event: 'load.error',
+        error,
+      });
     }
   };
 }

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import validatorModule from 'openapi-response-validator';
 import { parse } from 'yaml';
@@ -11,10 +11,25 @@ import { type Sandbox, startSandbox } from '../../functions/sandbox/server.js';
 const OpenAPIResponseValidator = (validatorModule as unknown as { default: typeof validatorModule.default })
   .default;
 
-/** The binding contract of the source API, read from the shared folder beside the repository. */
-const SPEC_PATH = new URL('../../../shared/retail-api.openapi.yaml', import.meta.url);
+/**
+ * The binding contract of the source API. Its master copy is the shared folder beside the
+ * repository, which a GitHub checkout does not have; the repository keeps a copy, and wherever
+ * the master is present the copy must be identical to it.
+ */
+const SPEC_PATH = new URL('../fixtures/retail-api.openapi.yaml', import.meta.url);
+const SHARED_SPEC = new URL('../../../shared/retail-api.openapi.yaml', import.meta.url);
 // biome-ignore lint/suspicious/noExplicitAny: an OpenAPI document is untyped YAML
 const spec: any = parse(readFileSync(SPEC_PATH, 'utf8'));
+
+test('the repository copy of the API contract is the shared one, byte for byte', (t) => {
+  if (!existsSync(SHARED_SPEC)) {
+    // Only a checkout without the shared folder (GitHub Actions) may lack the master copy.
+    assert.ok(process.env.GITHUB_ACTIONS === 'true', `${SHARED_SPEC.pathname} is missing`);
+    t.diagnostic('no shared folder beside this checkout: the repository copy is used as it is');
+    return;
+  }
+  assert.equal(readFileSync(SPEC_PATH, 'utf8'), readFileSync(SHARED_SPEC, 'utf8'));
+});
 
 /** Validates a response against the spec's response object for (path, status). */
 function validate(path: string, status: number, body: unknown): string[] {

@@ -47,6 +47,7 @@ const PROJECT = 'retail-pipeline-test';
 const BUCKET = 'pipeline';
 const KEY = 'integration-key-81b2';
 const WORKFLOW = fileURLToPath(new URL('../../workflows/merge.yaml', import.meta.url));
+const SQL_ROOT = fileURLToPath(new URL('../../sql/', import.meta.url));
 const SQL = fileURLToPath(new URL('../../sql/duckdb/', import.meta.url));
 
 describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the Functions Framework', {
@@ -95,7 +96,7 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
     const logger = new MemoryLogger();
     const clock = new SystemClock();
     const randomness = new CryptoRandomness();
-    const workflows = new LocalWorkflowRunner(loadWorkflow(WORKFLOW), {
+    const workflows = new LocalWorkflowRunner(loadWorkflow(WORKFLOW, SQL_ROOT), {
       warehouse,
       events,
       clock,

@@ -1,22 +1,20 @@
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Ajv } from 'ajv';
 import { parse } from 'yaml';
 import {
-  LOCAL_CONNECTORS,
   LocalWorkflowRunner,
   loadWorkflow,
-  SQL_REFERENCE,
+  workflowProblems,
 } from '../../functions/adapters/local/local-workflow-runner.js';
-import { TerminalError, TransientError } from '../../functions/core/errors.js';
+import { evaluate, parseExpression } from '../../functions/adapters/local/workflows/expressions.js';
+import { runWorkflow, WorkflowRaised } from '../../functions/adapters/local/workflows/interpreter.js';
+import { ConfigError, TerminalError, TransientError } from '../../functions/core/errors.js';
 import type { PipelineEvent } from '../../functions/core/events.js';
-import { evaluate, parseExpression } from '../../functions/core/workflow-expressions.js';
-import { WORKFLOW_FUNCTION_NAMES } from '../../functions/core/workflow-functions.js';
-import { validateWorkflow, type WorkflowDefinition } from '../../functions/core/workflow-interpreter.js';
 import type { StepCounts, Warehouse } from '../../functions/ports/warehouse.js';
-import { FakeClock, MemoryLogger, SeqRandomness } from '../helpers/fakes.js';
+import { FakeClock, MemoryLogger, SeqRandomness, tempDir } from '../helpers/fakes.js';
 
 const WORKFLOW = fileURLToPath(new URL('../../workflows/merge.yaml', import.meta.url));
 const SQL = fileURLToPath(new URL('../../sql/', import.meta.url));
@@ -24,23 +22,7 @@ const SCHEMA = JSON.parse(
   readFileSync(fileURLToPath(new URL('../fixtures/workflows-subset.schema.json', import.meta.url)), 'utf8'),
 );
 
-/** `@sql X.sql` must name a script that exists in both dialects. */
-function sqlReference(text: string): string | undefined {
-  if (!text.startsWith('@sql')) return undefined;
-  const name = SQL_REFERENCE.exec(text)?.[1];
-  if (!name) return `malformed SQL reference "${text}"`;
-  const missing = ['bigquery', 'duckdb'].filter((d) => !existsSync(`${SQL}${d}/${name}.sql`));
-  return missing.length
-    ? `${text}: no ${missing.map((d) => `sql/${d}/${name}.sql`).join(' or ')}`
-    : undefined;
-}
-
-const validate = (workflow: WorkflowDefinition) =>
-  validateWorkflow(workflow, {
-    calls: LOCAL_CONNECTORS,
-    functions: WORKFLOW_FUNCTION_NAMES,
-    reference: sqlReference,
-  });
+const validate = (yaml: string) => workflowProblems(parse(yaml), SQL);
 
 describe('workflows/merge.yaml', () => {
   test('matches the JSON schema of the supported Workflows subset', () => {
@@ -49,8 +31,9 @@ describe('workflows/merge.yaml', () => {
     assert.ok(check(parse(readFileSync(WORKFLOW, 'utf8'))), ajv.errorsText(check.errors));
   });
 
-  test('passes the structural checks: next targets, calls, expressions, SQL references', () => {
-    assert.deepEqual(validate(loadWorkflow(WORKFLOW)), []);
+  test('passes every deploy-time check (and loads: loading runs the same checks)', () => {
+    assert.deepEqual(validate(readFileSync(WORKFLOW, 'utf8')), []);
+    assert.ok(loadWorkflow(WORKFLOW, SQL).main);
   });
 
   test('every SQL script it names exists, and every merge step of sql/ is named', () => {
@@ -63,48 +46,187 @@ describe('workflows/merge.yaml', () => {
       'record_merge_step',
     ]);
   });
+});
 
+/**
+ * Each form Cloud Workflows refuses at deploy time (validate.ts cites the pages), with the
+ * service's reason where Google documents its wording.
+ */
+describe('definitions the service would not deploy are refused when loaded', () => {
+  const steps = (body: string) => `main:\n  params: [args]\n  steps:\n${body}`;
   const broken: [string, string, RegExp][] = [
     [
+      'a for directly under try (Workflows known issues)',
+      steps(
+        '    - run:\n        try:\n          for:\n            value: v\n            in: [1]\n            steps:\n              - s:\n                  assign:\n                    - x: ${v}\n        except:\n          as: e\n          steps:\n            - f:\n                raise: ${e}\n',
+      ),
+      /main\.run: loop step name should not be empty/,
+    ],
+    [
+      'a reference to a variable that is never assigned',
+      steps('    - a:\n        return: ${varC}\n'),
+      /main\.a\.return: symbol 'varC' is neither a variable nor a sub-workflow name/,
+    ],
+    [
+      'a variable read before it is assigned',
+      steps(
+        '    - a:\n        assign:\n          - y: ${x + 1}\n    - b:\n        assign:\n          - x: 1\n',
+      ),
+      /main\.a\.assign\.y: symbol 'x' is neither a variable/,
+    ],
+    [
+      "a subworkflow reading main's variables",
+      'main:\n  steps:\n    - a:\n        assign:\n          - x: 1\n    - b:\n        call: sub\n        result: r\n    - c:\n        return: ${r}\nsub:\n  steps:\n    - d:\n        return: ${x}\n',
+      /sub\.d\.return: symbol 'x' is neither/,
+    ],
+    [
+      'a call to a subworkflow that is not defined',
+      steps('    - a:\n        call: merge_everything\n'),
+      /main\.a: call "merge_everything" is neither a subworkflow nor a supported connector/,
+    ],
+    [
+      'an argument the subworkflow does not take',
+      'main:\n  steps:\n    - a:\n        call: sub\n        args:\n          y: 1\nsub:\n  params: [x]\n  steps:\n    - d:\n        return: ${x}\n',
+      /main\.a: subworkflow sub has no parameter "y"/,
+    ],
+    [
+      'a step that mixes kinds (assign + call + return)',
+      steps(
+        '    - a:\n        assign:\n          - x: 1\n        call: sys.log\n        args:\n          data: ${x}\n        return: ${x}\n',
+      ),
+      /main\.a: a step does one thing, this one mixes assign and call and return/,
+    ],
+    [
+      'a switch condition that cannot be a boolean',
+      steps('    - a:\n        switch:\n          - condition: ${"yes"}\n            next: end\n'),
+      /main\.a\.switch\[0\]\.condition: the condition "yes" cannot evaluate to true or false/,
+    ],
+    [
+      'a switch condition that is arithmetic',
+      steps(
+        '    - a:\n        assign:\n          - n: 1\n    - b:\n        switch:\n          - condition: ${n + 1}\n            next: end\n',
+      ),
+      /cannot evaluate to true or false/,
+    ],
+    [
+      'a loop variable used outside its loop',
+      steps(
+        '    - l:\n        for:\n          value: v\n          in: [1, 2]\n          steps:\n            - s:\n                assign:\n                  - last: ${v}\n    - b:\n        return: ${v}\n',
+      ),
+      /main\.b\.return: symbol 'v' is neither a variable nor a sub-workflow name \(it exists only inside the for loop of main\.l\)/,
+    ],
+    [
+      'a variable first assigned inside a loop, used after it',
+      steps(
+        '    - l:\n        for:\n          value: v\n          in: [1, 2]\n          steps:\n            - s:\n                assign:\n                  - last: ${v}\n    - b:\n        return: ${last}\n',
+      ),
+      /symbol 'last' is neither a variable nor a sub-workflow name \(it exists only inside the for loop/,
+    ],
+    [
+      'the except variable used outside the except block',
+      steps(
+        '    - t:\n        try:\n          call: sys.log\n          args:\n            data: "x"\n        except:\n          as: e\n          steps:\n            - h:\n                assign:\n                  - seen: true\n    - b:\n        return: ${e}\n',
+      ),
+      /symbol 'e' is neither .* \(it exists only inside the except block of main\.t\)/,
+    ],
+    [
+      'an unknown key in a step',
+      steps('    - a:\n        call: sys.log\n        argz:\n          data: 1\n'),
+      /main\.a: unknown key "argz"/,
+    ],
+    [
+      'an unknown key in a loop',
+      steps(
+        '    - l:\n        for:\n          value: v\n          in: [1]\n          step: 2\n          steps:\n            - s:\n                return: ${v}\n',
+      ),
+      /main\.l\.for: unknown key "step"/,
+    ],
+    [
+      'an unknown key in a retry policy',
+      'main:\n  steps:\n    - t:\n        try:\n          call: sys.log\n          args:\n            data: "x"\n        retry:\n          predicate: ${p}\n          max_retries: 2\n          backof:\n            initial_delay: 1\np:\n  params: [e]\n  steps:\n    - r:\n        return: true\n',
+      /main\.t\.retry: unknown key "backof"/,
+    ],
+    [
+      'an unknown key in a switch branch',
+      steps('    - a:\n        switch:\n          - condition: true\n            goto: end\n'),
+      /main\.a\.switch\[0\]: unknown key "goto"/,
+    ],
+    [
+      'a step name used twice in one subworkflow',
+      steps('    - a:\n        assign:\n          - x: 1\n    - a:\n        return: ${x}\n'),
+      /main\.a: step name "a" is used twice/,
+    ],
+    [
+      'a switch of more than 50 conditions',
+      steps(
+        `    - a:\n        switch:\n${Array.from({ length: 51 }, () => '          - condition: false\n            next: end\n').join('')}`,
+      ),
+      /a switch has at most 50 conditions, this one 51/,
+    ],
+    [
       'a next target that does not exist',
-      'main:\n  steps:\n    - a:\n        next: nowhere\n',
+      steps('    - a:\n        next: nowhere\n'),
       /main\.a: next "nowhere" is not a step here/,
     ],
     [
-      'an unknown call',
-      'main:\n  steps:\n    - a:\n        call: googleapis.storage.v1.objects.get\n',
-      /call "googleapis\.storage\.v1\.objects\.get" is neither/,
-    ],
-    [
       'an expression that does not parse',
-      'main:\n  steps:\n    - a:\n        return: ${1 +}\n',
+      steps('    - a:\n        return: ${1 +}\n'),
       /main\.a\.return: unexpected end/,
     ],
     [
       'an unknown function',
-      'main:\n  steps:\n    - a:\n        return: ${http.get("x")}\n',
+      steps('    - a:\n        return: ${http.get("x")}\n'),
       /unknown function http\.get/,
     ],
     [
-      'an unsupported construct',
-      'main:\n  steps:\n    - a:\n        parallel:\n          branches: []\n',
-      /main\.a: unsupported "parallel"/,
+      'a construct outside the supported subset',
+      steps('    - a:\n        parallel:\n          branches: []\n'),
+      /main\.a: unknown step kind \(parallel\)/,
     ],
     [
       'a missing SQL script',
-      'main:\n  steps:\n    - a:\n        assign:\n          - q: "@sql nothing.sql"\n',
+      steps('    - a:\n        assign:\n          - q: "@sql nothing.sql"\n'),
       /no sql\/bigquery\/nothing\.sql or sql\/duckdb\/nothing\.sql/,
     ],
   ];
   for (const [what, yaml, problem] of broken) {
-    test(`reports ${what}`, () => {
-      const problems = validate(parse(yaml) as WorkflowDefinition);
+    test(`refuses ${what}`, () => {
+      const problems = validate(yaml);
       assert.ok(
         problems.some((p) => problem.test(p)),
-        problems.join('\n'),
+        problems.join('\n') || 'no problem reported',
       );
     });
   }
+
+  test('the runner refuses such a definition when it loads it, naming the file and the reason', async () => {
+    await using dir = await tempDir();
+    const path = `${dir.path}/merge.yaml`;
+    writeFileSync(path, steps('    - a:\n        return: ${varC}\n'));
+    assert.throws(
+      () => loadWorkflow(path, SQL),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        error.message.includes('merge.yaml would not deploy') &&
+        error.message.includes("symbol 'varC' is neither a variable nor a sub-workflow name"),
+    );
+  });
+
+  test('a condition that evaluates to something other than a boolean raises a TypeError at run time', async () => {
+    const definition = parse(
+      steps(
+        '    - a:\n        switch:\n          - condition: ${args}\n            next: end\n    - b:\n        return: 1\n',
+      ),
+    );
+    assert.deepEqual(workflowProblems(definition, SQL), []);
+    await assert.rejects(
+      runWorkflow(definition, { connectors: {}, functions: {}, sleep: async () => undefined }, 'yes'),
+      (error: unknown) =>
+        error instanceof WorkflowRaised &&
+        (error.value as { tags: string[] }).tags.includes('TypeError') &&
+        /not a boolean/.test(error.message),
+    );
+  });
 });
 
 describe('workflow expressions', () => {
@@ -145,7 +267,7 @@ function fakeWarehouse(fail?: (step: string, attempt: number) => Error | undefin
 function runner(warehouse: Warehouse) {
   const events: PipelineEvent[] = [];
   const clock = new FakeClock();
-  const run = new LocalWorkflowRunner(loadWorkflow(WORKFLOW), {
+  const run = new LocalWorkflowRunner(loadWorkflow(WORKFLOW, SQL), {
     warehouse,
     events: { publish: async (e) => void events.push(e) },
     clock,

@@ -1,3 +1,4 @@
+import { describeError } from '../../core/errors.js';
 import { type LogContext, type Logger, SEVERITIES, type Severity } from '../../ports/logger.js';
 
 export type LogFormat = 'json' | 'text';
@@ -22,7 +23,10 @@ export class JsonLogger implements Logger {
     }
     const extras = Object.entries({ ...this.context, ...context })
       .filter(([, v]) => v !== undefined)
-      .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v, bigintAsString)}`)
+      .map(
+        ([k, v]) =>
+          `${k}=${typeof v === 'string' ? v : v instanceof Error ? describeError(v) : JSON.stringify(v, bigintAsString)}`,
+      )
       .join(' ');
     this.write(`${severity.padEnd(7)} ${message}${extras ? `  ${extras}` : ''}\n`);
   }
@@ -32,6 +36,29 @@ export class JsonLogger implements Logger {
   }
 }
 
+/**
+ * Values as JSON: bigints as text, and an Error as its name, message and cause chain (never its
+ * stack: one entry stays one line, and a stack says nothing to an operator).
+ */
 function bigintAsString(_key: string, value: unknown): unknown {
-  return typeof value === 'bigint' ? value.toString() : value;
+  if (typeof value === 'bigint') return value.toString();
+  if (value instanceof Error) return errorFields(value);
+  return value;
+}
+
+export interface ErrorFields {
+  readonly name: string;
+  readonly message: string;
+  readonly cause?: ErrorFields | string;
+}
+
+export function errorFields(error: Error, depth = 0): ErrorFields {
+  const cause = error.cause;
+  return {
+    name: error.name,
+    message: error.message,
+    ...(cause === undefined || depth >= 5
+      ? {}
+      : { cause: cause instanceof Error ? errorFields(cause, depth + 1) : String(cause) }),
+  };
 }

@@ -1,14 +1,16 @@
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parse } from 'yaml';
-import { describeError, isRetryable, TerminalError } from '../../core/errors.js';
+import { ConfigError, describeError, isRetryable, TerminalError } from '../../core/errors.js';
 import type { PipelineEvent } from '../../core/events.js';
-import { workflowFunctions } from '../../core/workflow-functions.js';
-import { runWorkflow, type WorkflowDefinition, WorkflowRaised } from '../../core/workflow-interpreter.js';
 import type { Clock, Randomness } from '../../ports/clock.js';
 import type { EventPublisher } from '../../ports/events.js';
 import type { Logger } from '../../ports/logger.js';
 import type { StepCounts, Warehouse } from '../../ports/warehouse.js';
 import type { MergeExecution, WorkflowStarter } from '../../ports/workflows.js';
+import { WORKFLOW_FUNCTION_NAMES, workflowFunctions } from './workflows/functions.js';
+import { runWorkflow, type WorkflowDefinition, WorkflowRaised } from './workflows/interpreter.js';
+import { validateWorkflow } from './workflows/validate.js';
 
 /** `"@sql ods_sales.sql"`: where the workflow names a script of sql/ (embedded at deploy time). */
 export const SQL_REFERENCE = /^@sql ([a-z0-9_]+)\.sql$/;
@@ -20,9 +22,47 @@ export const LOCAL_CONNECTORS = [
   'googleapis.pubsub.v1.projects.topics.publish',
 ] as const;
 
-export function loadWorkflow(path: string): WorkflowDefinition {
-  return parse(readFileSync(path, 'utf8')) as WorkflowDefinition;
+/** `@sql X.sql` must name a script that exists in both dialects (sql/bigquery and sql/duckdb). */
+export function sqlReferenceCheck(sqlRoot: string): (text: string) => string | undefined {
+  return (text) => {
+    if (!text.startsWith('@sql')) return undefined;
+    const name = SQL_REFERENCE.exec(text)?.[1];
+    if (!name) return `malformed SQL reference "${text}"`;
+    const missing = ['bigquery', 'duckdb'].filter((d) => !existsSync(join(sqlRoot, d, `${name}.sql`)));
+    return missing.length
+      ? `${text}: no ${missing.map((d) => `sql/${d}/${name}.sql`).join(' or ')}`
+      : undefined;
+  };
 }
+
+/** Problems of a definition as the service would see them at deploy time (see validate.ts). */
+export function workflowProblems(definition: unknown, sqlRoot: string): string[] {
+  return validateWorkflow(definition, {
+    calls: LOCAL_CONNECTORS,
+    functions: WORKFLOW_FUNCTION_NAMES,
+    reference: sqlReferenceCheck(sqlRoot),
+  });
+}
+
+/**
+ * Reads a workflow definition and refuses it, as a deploy would, when it breaks a rule Cloud
+ * Workflows enforces at deploy time: a definition that runs here also deploys.
+ */
+export function loadWorkflow(path: string, sqlRoot: string): WorkflowDefinition {
+  const definition: unknown = parse(readFileSync(path, 'utf8'));
+  const problems = workflowProblems(definition, sqlRoot);
+  if (problems.length) {
+    throw new ConfigError(`${path} would not deploy: ${problems.join('; ')}`);
+  }
+  return definition as WorkflowDefinition;
+}
+
+/** A connector call as the workflow makes it; `proceed` runs the local stand-in. */
+export type ConnectorCall = (
+  name: (typeof LOCAL_CONNECTORS)[number],
+  args: Record<string, unknown>,
+  proceed: () => Promise<unknown>,
+) => Promise<unknown>;
 
 interface Ports {
   readonly warehouse: Warehouse;
@@ -30,6 +70,36 @@ interface Ports {
   readonly clock: Clock;
   readonly randomness: Randomness;
   readonly logger: Logger;
+  /**
+   * Wraps every connector call (default: runs it). Fault-injection tests raise Google's
+   * documented error shapes here, at the boundary where the service would raise them.
+   */
+  readonly connectorCall?: ConnectorCall;
+}
+
+/**
+ * A BigQuery job that failed, as `googleapis.bigquery.v2.jobs.insert` raises it: the connector
+ * waits for the job and raises an OperationError whose `operation` is the job, with
+ * `status.errorResult` (reason, message) and `status.errors`.
+ * https://cloud.google.com/workflows/docs/reference/googleapis/bigquery/v2/jobs/insert,
+ * https://cloud.google.com/bigquery/docs/error-messages
+ */
+export function failedJobError(
+  jobId: string,
+  location: string,
+  reason: string,
+  message: string,
+): Record<string, unknown> {
+  const errorResult = { reason, message };
+  return {
+    message,
+    tags: ['OperationError'],
+    operation: {
+      kind: 'bigquery#job',
+      jobReference: { jobId, location },
+      status: { state: 'DONE', errorResult, errors: [errorResult] },
+    },
+  };
 }
 
 /**
@@ -59,18 +129,22 @@ export class LocalWorkflowRunner implements WorkflowStarter {
             (p) => [p.name, p.parameterValue.value],
           ),
         );
+        const jobId = `local_${this.ports.randomness.uuid()}`;
         try {
           const counts = await this.ports.warehouse.runStep(script, params);
-          const jobId = `local_${this.ports.randomness.uuid()}`;
           jobs.set(jobId, counts);
           return { jobReference: { jobId, location: 'local' }, status: { state: 'DONE' } };
         } catch (error) {
-          const retryable = isRetryable(error);
-          throw new WorkflowRaised({
-            message: describeError(error),
-            code: retryable ? 503 : 400,
-            tags: ['HttpError'],
-          });
+          // The job ran and failed: what the connector raises is an OperationError. A failure a
+          // retry can cure stands as BigQuery's backendError, any other as invalidQuery.
+          throw new WorkflowRaised(
+            failedJobError(
+              jobId,
+              'local',
+              isRetryable(error) ? 'backendError' : 'invalidQuery',
+              describeError(error),
+            ),
+          );
         }
       },
       'googleapis.bigquery.v2.jobs.getQueryResults': async (args: Record<string, unknown>) => {
@@ -93,6 +167,16 @@ export class LocalWorkflowRunner implements WorkflowStarter {
         return { messageIds: messages.map(() => this.ports.randomness.uuid()) };
       },
     };
+    const call = this.ports.connectorCall;
+    const wrapped = call
+      ? Object.fromEntries(
+          Object.entries(connectors).map(([name, run]) => [
+            name,
+            (args: Record<string, unknown>) =>
+              call(name as (typeof LOCAL_CONNECTORS)[number], args, () => run(args)),
+          ]),
+        )
+      : connectors;
     const functions = workflowFunctions({
       env: {
         GOOGLE_CLOUD_PROJECT_ID: 'local',
@@ -106,7 +190,7 @@ export class LocalWorkflowRunner implements WorkflowStarter {
     try {
       const counts = await runWorkflow(
         this.workflow,
-        { connectors, functions, sleep: (ms) => this.ports.clock.sleep(ms) },
+        { connectors: wrapped, functions, sleep: (ms) => this.ports.clock.sleep(ms) },
         {
           entity: execution.entity,
           object: execution.object,

@@ -5,14 +5,15 @@ import {
   parseExpression,
   type Scope,
   type WorkflowFunction,
-} from './workflow-expressions.js';
+} from './expressions.js';
 
 /**
  * Runs a Cloud Workflows definition (the subset workflows/merge.yaml uses): subworkflows with
  * params, `assign`, `call` (subworkflows, connectors, functions) with `args`/`result`, `switch`,
  * `for` (`in` or `range`), `try` with `retry` (predicate subworkflow + backoff) and `except`,
  * `raise`, `return`, `next`, nested `steps`. Anything else is refused, by `validateWorkflow`
- * before a run and by the interpreter during one. The host supplies the connectors and functions.
+ * (validate.ts) when a definition is loaded and by the interpreter during a run. The host supplies
+ * the connectors and functions. It emulates the platform, so it lives with the local adapters.
  */
 
 type Step = Record<string, Record<string, unknown>>;
@@ -51,14 +52,17 @@ const STEP_KEYS = [
   'next',
   'steps',
 ] as const;
-const SWITCH_KEYS = ['condition', 'next', 'steps', 'assign', 'return', 'raise'];
-const JUMPS = ['end', 'break', 'continue'];
 
 type Signal = { type: 'return'; value: unknown } | { type: 'break' } | { type: 'continue' } | undefined;
 
 function errorValue(error: unknown): unknown {
   if (error instanceof WorkflowRaised) return error.value;
-  const tags = error instanceof ExpressionError ? ['ExpressionError'] : ['Error'];
+  const tags =
+    error instanceof ExpressionError
+      ? ['ExpressionError']
+      : error instanceof TypeError
+        ? ['TypeError']
+        : ['Error'];
   return { message: error instanceof Error ? error.message : String(error), tags };
 }
 
@@ -90,6 +94,16 @@ export async function runWorkflow(
     'main',
     workflow.main?.params?.length ? { [workflow.main.params[0] as string]: args } : {},
   );
+}
+
+/** Calls one subworkflow with named arguments (what `call: name` with `args` does). */
+export function runSubworkflow(
+  workflow: WorkflowDefinition,
+  host: WorkflowHost,
+  name: string,
+  args: Record<string, unknown>,
+): Promise<unknown> {
+  return callSubworkflow(workflow, host, name, args);
 }
 
 async function callSubworkflow(
@@ -208,7 +222,14 @@ async function runStep(
   if (body.call) await runCall(body, frame, workflow, host);
   if (body.switch) {
     for (const branch of body.switch as Record<string, unknown>[]) {
-      if (value(branch.condition, frame) !== true) continue;
+      const condition = value(branch.condition, frame);
+      // "Each expression must evaluate to true or false" (syntax reference, conditions).
+      if (typeof condition !== 'boolean')
+        throw new WorkflowRaised({
+          message: `step ${name}: the switch condition evaluated to ${JSON.stringify(condition)}, not a boolean`,
+          tags: ['TypeError'],
+        });
+      if (!condition) continue;
       if (branch.assign) await runStep(`${name}.switch`, { assign: branch.assign }, frame, workflow, host);
       if (branch.steps) {
         const signal = await runSteps(branch.steps as Step[], frame, workflow, host);
@@ -276,137 +297,4 @@ async function runTry(
       return signal ? { signal } : {};
     }
   }
-}
-
-/**
- * Problems of a definition, each with its place: unsupported constructs, expressions that do
- * not parse, `next` targets that do not exist, calls to nothing known, and references the
- * caller checks (the `@sql` files).
- */
-export function validateWorkflow(
-  workflow: WorkflowDefinition,
-  known: {
-    calls: readonly string[];
-    functions: readonly string[];
-    reference?: (text: string) => string | undefined;
-  },
-): string[] {
-  const problems: string[] = [];
-  const checkValue = (raw: unknown, where: string): void => {
-    const expression = expressionOf(raw);
-    if (expression !== undefined) {
-      try {
-        checkCalls(parseExpression(expression), where);
-      } catch (error) {
-        problems.push(`${where}: ${(error as Error).message}`);
-      }
-    } else if (typeof raw === 'string') {
-      const problem = known.reference?.(raw);
-      if (problem) problems.push(`${where}: ${problem}`);
-    } else if (Array.isArray(raw)) {
-      for (const [i, r] of raw.entries()) checkValue(r, `${where}[${i}]`);
-    } else if (raw !== null && typeof raw === 'object')
-      for (const [k, v] of Object.entries(raw)) checkValue(v, `${where}.${k}`);
-  };
-  const checkCalls = (expr: ReturnType<typeof parseExpression>, where: string): void => {
-    const walk = (e: unknown): void => {
-      if (e === null || typeof e !== 'object') return;
-      const node = e as { kind?: string; callee?: string };
-      if (node.kind === 'call' && !known.functions.includes(node.callee ?? '')) {
-        problems.push(`${where}: unknown function ${node.callee}`);
-      }
-      for (const child of Object.values(e)) walk(child);
-    };
-    walk(expr);
-  };
-  const checkSteps = (steps: unknown, where: string): void => {
-    if (!Array.isArray(steps)) {
-      problems.push(`${where}: steps must be a list`);
-      return;
-    }
-    const names = steps.map((s) => Object.keys(s ?? {})[0]);
-    steps.forEach((step, i) => {
-      const keys = Object.keys(step ?? {});
-      if (keys.length !== 1) {
-        problems.push(`${where}[${i}]: a step must have exactly one name`);
-        return;
-      }
-      const name = keys[0] as string;
-      const body = (step as Step)[name] as Record<string, unknown>;
-      const at = `${where}.${name}`;
-      for (const key of Object.keys(body ?? {})) {
-        if (!(STEP_KEYS as readonly string[]).includes(key)) problems.push(`${at}: unsupported "${key}"`);
-      }
-      const checkNext = (next: unknown) => {
-        if (typeof next === 'string' && !JUMPS.includes(next) && !names.includes(next)) {
-          problems.push(`${at}: next "${next}" is not a step here`);
-        }
-      };
-      checkNext(body.next);
-      if (body.call !== undefined) {
-        const call = String(body.call);
-        if (!(call in workflow) && !known.calls.includes(call) && !known.functions.includes(call)) {
-          problems.push(`${at}: call "${call}" is neither a subworkflow nor a supported connector`);
-        }
-      }
-      for (const item of (body.assign as Record<string, unknown>[] | undefined) ?? []) {
-        for (const [target, raw] of Object.entries(item)) {
-          try {
-            parseExpression(target);
-          } catch (error) {
-            problems.push(`${at}: assign target ${target}: ${(error as Error).message}`);
-          }
-          checkValue(raw, `${at}.assign.${target}`);
-        }
-      }
-      if (body.args !== undefined) checkValue(body.args, `${at}.args`);
-      if ('raise' in body) checkValue(body.raise, `${at}.raise`);
-      if ('return' in body) checkValue(body.return, `${at}.return`);
-      for (const [j, branch] of ((body.switch as Record<string, unknown>[] | undefined) ?? []).entries()) {
-        for (const key of Object.keys(branch)) {
-          if (!SWITCH_KEYS.includes(key)) problems.push(`${at}.switch[${j}]: unsupported "${key}"`);
-        }
-        checkValue(branch.condition, `${at}.switch[${j}].condition`);
-        if (expressionOf(branch.condition) === undefined && branch.condition !== true) {
-          problems.push(`${at}.switch[${j}]: condition must be an expression`);
-        }
-        checkNext(branch.next);
-        if (branch.steps) checkSteps(branch.steps, `${at}.switch[${j}].steps`);
-        for (const key of ['raise', 'return', 'assign'])
-          if (key in branch) checkValue(branch[key], `${at}.switch[${j}].${key}`);
-      }
-      if (body.for) {
-        const loop = body.for as Record<string, unknown>;
-        if (typeof loop.value !== 'string') problems.push(`${at}: for needs a value name`);
-        if ((loop.in === undefined) === (loop.range === undefined))
-          problems.push(`${at}: for needs "in" or "range"`);
-        checkValue(loop.in ?? loop.range, `${at}.for`);
-        checkSteps(loop.steps, `${at}.for.steps`);
-      }
-      if (body.try !== undefined) {
-        const attempt = body.try as Record<string, unknown>;
-        checkSteps([{ [`${name}.try`]: attempt }], where);
-        const retry = body.retry as Record<string, unknown> | undefined;
-        if (retry) {
-          const predicate = expressionOf(retry.predicate)?.trim();
-          if (!predicate || !(predicate in workflow))
-            problems.push(`${at}: retry predicate must name a subworkflow`);
-          if (typeof retry.max_retries !== 'number') problems.push(`${at}: retry needs max_retries`);
-        }
-        const handler = body.except as Record<string, unknown> | undefined;
-        if (handler) {
-          if (typeof handler.as !== 'string') problems.push(`${at}: except needs "as"`);
-          checkSteps(handler.steps, `${at}.except.steps`);
-        }
-      } else if (body.retry || body.except) problems.push(`${at}: retry/except without try`);
-      if (body.steps) checkSteps(body.steps, `${at}.steps`);
-    });
-  };
-  if (!workflow.main) problems.push('no main workflow');
-  for (const [name, sub] of Object.entries(workflow)) {
-    if (sub.params !== undefined && !Array.isArray(sub.params))
-      problems.push(`${name}: params must be a list`);
-    checkSteps(sub.steps, name);
-  }
-  return problems;
 }

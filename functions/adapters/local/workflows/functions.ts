@@ -1,4 +1,4 @@
-import type { WorkflowFunction } from './workflow-expressions.js';
+import type { WorkflowFunction } from './expressions.js';
 
 /**
  * The standard-library functions of Cloud Workflows that workflows/merge.yaml uses, with their
@@ -19,12 +19,24 @@ export const WORKFLOW_FUNCTION_NAMES = [
   'text.replace_all',
   'map.get',
   'list.concat',
+  'get_type',
   'default',
   'keys',
   'len',
   'int',
   'string',
 ] as const;
+
+/** The type names of Workflows' get_type. */
+function typeOf(v: unknown): string {
+  if (v === null || v === undefined) return 'null';
+  if (Buffer.isBuffer(v)) return 'bytes';
+  if (Array.isArray(v)) return 'list';
+  if (typeof v === 'boolean') return 'boolean';
+  if (typeof v === 'number') return Number.isInteger(v) ? 'integer' : 'double';
+  if (typeof v === 'string') return 'string';
+  return 'map';
+}
 
 /** RE2's inline `(?i)` flag, as JavaScript's `i`. */
 function re2(pattern: string): RegExp {
@@ -51,10 +63,21 @@ export function workflowFunctions(runtime: {
     'base64.decode': (v) => Buffer.from(String(v), 'base64'),
     'text.match_regex': (s, p) => re2(String(p)).test(String(s)),
     'text.replace_all': (s, a, b) => String(s).split(String(a)).join(String(b)),
-    'map.get': (m, k) =>
-      m !== null && typeof m === 'object' && String(k) in m
-        ? (m as Record<string, unknown>)[String(k)]
-        : null,
+    // map.get(map, keys): a key, or a list of keys for nested maps; null where any is missing.
+    // A first argument that is not a map is a TypeError, as in Workflows.
+    'map.get': (m, k) => {
+      if (m === null || typeof m !== 'object' || Array.isArray(m)) {
+        throw new TypeError(`map.get: expected a map, got ${typeOf(m)}`);
+      }
+      let current: unknown = m;
+      for (const key of Array.isArray(k) ? k : [k]) {
+        if (current === null || typeof current !== 'object' || Array.isArray(current)) return null;
+        if (!(String(key) in current)) return null;
+        current = (current as Record<string, unknown>)[String(key)];
+      }
+      return current;
+    },
+    get_type: (v) => typeOf(v),
     'list.concat': (l, v) => [...(l as unknown[]), v],
     default: (v, d) => (v === null || v === undefined ? d : v),
     keys: (m) => Object.keys(m as object),
