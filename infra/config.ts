@@ -1,4 +1,4 @@
-import { TerraformVariable } from 'cdktf';
+import { type IResolvable, TerraformVariable } from 'cdktf';
 import type { Construct } from 'constructs';
 
 /**
@@ -24,6 +24,8 @@ export interface PipelineSettings {
   readonly archiveColdAfterDays: number;
   readonly archiveDeleteAfterDays: number;
   readonly functionSourceBucketSuffix: string;
+  readonly buildServiceAccount: string;
+  readonly apiKeyReady: IResolvable;
 }
 
 export function pipelineVariables(scope: Construct): PipelineSettings {
@@ -62,6 +64,25 @@ export function pipelineVariables(scope: Construct): PipelineSettings {
       type: 'number',
       default: 365,
     }).numberValue,
+    buildServiceAccount: variable(
+      'build_service_account',
+      'E-mail of the build service account (infra/bootstrap.sh creates it): builds the loader and the connector image',
+      {
+        validation: [
+          {
+            condition:
+              '${can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", var.build_service_account))}',
+            errorMessage:
+              'build_service_account must be a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com).',
+          },
+        ],
+      },
+    ).stringValue,
+    apiKeyReady: variable(
+      'api_key_ready',
+      'Set to true once the API key secret has a version: until then the schedules are created paused',
+      { type: 'bool', default: false },
+    ).booleanValue,
     functionSourceBucketSuffix: variable(
       'function_source_bucket_suffix',
       'Suffix of the bucket holding function source archives',

@@ -1,4 +1,6 @@
+import type { BigqueryDataset } from '@cdktf/provider-google/lib/bigquery-dataset/index.js';
 import { BigqueryDatasetIamMember } from '@cdktf/provider-google/lib/bigquery-dataset-iam-member/index.js';
+import { BigqueryTableIamMember } from '@cdktf/provider-google/lib/bigquery-table-iam-member/index.js';
 import { DataGoogleProject } from '@cdktf/provider-google/lib/data-google-project/index.js';
 import { DataGoogleStorageProjectServiceAccount } from '@cdktf/provider-google/lib/data-google-storage-project-service-account/index.js';
 import { ProjectIamMember } from '@cdktf/provider-google/lib/project-iam-member/index.js';
@@ -9,21 +11,37 @@ import { SecretManagerSecret } from '@cdktf/provider-google/lib/secret-manager-s
 import { SecretManagerSecretIamMember } from '@cdktf/provider-google/lib/secret-manager-secret-iam-member/index.js';
 import { ServiceAccount } from '@cdktf/provider-google/lib/service-account/index.js';
 import { StorageBucketIamMember } from '@cdktf/provider-google/lib/storage-bucket-iam-member/index.js';
+import { StorageManagedFolder } from '@cdktf/provider-google/lib/storage-managed-folder/index.js';
+import { StorageManagedFolderIamMember } from '@cdktf/provider-google/lib/storage-managed-folder-iam-member/index.js';
 import { WorkflowsWorkflow } from '@cdktf/provider-google/lib/workflows-workflow/index.js';
-import { TerraformOutput, TerraformStack } from 'cdktf';
-import type { Construct } from 'constructs';
+import { TimeProvider } from '@cdktf/provider-time/lib/provider/index.js';
+import { Sleep } from '@cdktf/provider-time/lib/sleep/index.js';
+import {
+  Aspects,
+  dependable,
+  GcsBackend,
+  type IAspect,
+  Op,
+  TerraformDataSource,
+  TerraformOutput,
+  TerraformResource,
+  TerraformStack,
+} from 'cdktf';
+import type { Construct, IConstruct } from 'constructs';
+import { ENTITIES } from '../functions/core/entities.js';
 import type { Dataset } from '../functions/core/schema.js';
 import { type EnvironmentProps, pipelineVariables } from './config.js';
 import { Alerting } from './constructs/alerting.js';
 import { Connector } from './constructs/connector.js';
 import { PipelineEvents } from './constructs/events.js';
 import { Loader } from './constructs/loader.js';
-import { PipelineBucket } from './constructs/storage.js';
+import { PipelineBucket, WorkBucket } from './constructs/storage.js';
 import { Warehouse } from './constructs/warehouse.js';
 import { mergeWorkflowSource } from './workflow-source.js';
 
 export const REQUIRED_APIS = [
   'bigquery.googleapis.com',
+  'cloudresourcemanager.googleapis.com',
   'cloudbuild.googleapis.com',
   'cloudfunctions.googleapis.com',
   'cloudscheduler.googleapis.com',
@@ -43,6 +61,25 @@ export const REQUIRED_APIS = [
 export interface PipelineStackProps extends EnvironmentProps {
   /** The loader's source folder (see function-source.ts). */
   readonly functionSourceDir: string;
+  /** The GCS bucket holding Terraform state; this stack's lives under `retail-pipeline/<env>`. */
+  readonly stateBucket: string;
+}
+
+/**
+ * Makes every resource wait for `first` (unless it is one of `first` or `except`): a way to say
+ * "nothing before the APIs are usable and the project is claimed" once, not on each resource.
+ */
+class DependsOnFirst implements IAspect {
+  constructor(
+    private readonly first: TerraformResource[],
+    private readonly except: (node: IConstruct) => boolean,
+  ) {}
+  visit(node: IConstruct): void {
+    if (!(node instanceof TerraformResource || node instanceof TerraformDataSource)) return;
+    if (this.first.includes(node as TerraformResource) || this.except(node)) return;
+    const wanted = this.first.map((r) => dependable(r));
+    node.dependsOn = [...new Set([...(node.dependsOn ?? []), ...wanted])];
+  }
 }
 
 /**
@@ -54,13 +91,22 @@ export class PipelineStack extends TerraformStack {
     super(scope, id);
     const v = pipelineVariables(this);
     const prefix = `${props.environment}-retail`;
+    // State in GCS (locking included), never in the working copy; a backend cannot take
+    // variables, so the bucket is read at synth time.
+    // https://developer.hashicorp.com/terraform/language/backend/gcs
+    new GcsBackend(this, { bucket: props.stateBucket, prefix: `retail-pipeline/${props.environment}` });
     new GoogleProvider(this, 'google', { project: v.projectId, region: v.region });
+    new TimeProvider(this, 'time');
     const apis = REQUIRED_APIS.map(
       (api) =>
         new ProjectService(this, `api-${api.split('.')[0]}`, { service: api, disableOnDestroy: false }),
     );
+    // "Service activation is not guaranteed by the time the google_project_service resource is
+    // done provisioning" (provider guide, google_project_service): wait before using them.
+    const apisReady = new Sleep(this, 'apis-ready', { createDuration: '60s', dependsOn: apis });
     const project = new DataGoogleProject(this, 'project', { projectId: v.projectId });
-    const gcsAgent = new DataGoogleStorageProjectServiceAccount(this, 'gcs-agent', { dependsOn: apis });
+    // Reading the Cloud Storage service agent makes Google create it if it does not exist yet.
+    const gcsAgent = new DataGoogleStorageProjectServiceAccount(this, 'gcs-agent', {});
 
     const account = (name: string, purpose: string) =>
       new ServiceAccount(this, `sa-${name}`, {
@@ -77,17 +123,29 @@ export class PipelineStack extends TerraformStack {
     };
     const member = (a: ServiceAccount) => `serviceAccount:${a.email}`;
 
+    const forceDestroy = !props.deletionProtection;
     const bucket = new PipelineBucket(this, 'bucket', {
       name: `${v.projectId}-${props.environment}-retail-pipeline`,
       location: v.region,
       coldAfterDays: v.archiveColdAfterDays,
       deleteAfterDays: v.archiveDeleteAfterDays,
-      forceDestroy: !props.deletionProtection,
+      forceDestroy,
+    }).bucket;
+    const workBucket = new WorkBucket(this, 'work', {
+      name: `${v.projectId}-${props.environment}-retail-pipeline-work`,
+      location: v.region,
+      forceDestroy: true,
     }).bucket;
     const warehouse = new Warehouse(this, 'warehouse', {
       location: v.bigqueryLocation,
       deletionProtection: props.deletionProtection,
+      environment: props.environment,
     });
+    // One project per environment. The datasets' names are the project's (raw, ods, dmt, ops):
+    // a second environment applied to the same project fails creating them (409), and since
+    // everything else waits for them, it fails before creating anything the first one shares.
+    const claim: BigqueryDataset[] = Object.values(warehouse.datasets);
+    for (const dataset of claim) dataset.dependsOn = [dependable(apisReady)];
     const events = new PipelineEvents(this, 'events', {
       prefix,
       pubsubServiceAgent: `service-${project.number}@gcp-sa-pubsub.iam.gserviceaccount.com`,
@@ -110,6 +168,112 @@ export class PipelineStack extends TerraformStack {
     });
     const workflowPath = `projects/${v.projectId}/locations/${v.region}/workflows/${workflow.name}`;
 
+    // ---- who may do what (README, "Service accounts and roles") -------------------------------
+    // Each account holds predefined roles on the narrowest resource that carries them: tables
+    // rather than datasets, managed folders rather than buckets where the documentation allows.
+    // No runtime account gets roles/logging.logWriter: Cloud Run and Cloud Run functions send
+    // what a container writes to stdout/stderr to Cloud Logging themselves
+    // (https://cloud.google.com/run/docs/logging), and the workflow uses neither sys.log nor
+    // call logging.
+    const grant = {
+      project: (name: string, role: string, who: string) =>
+        new ProjectIamMember(this, name, { project: v.projectId, role, member: who }),
+      bucket: (name: string, target: { name: string }, role: string, who: string) =>
+        new StorageBucketIamMember(this, name, { bucket: target.name, role, member: who }),
+      dataset: (name: string, dataset: Dataset, role: string, who: string) =>
+        new BigqueryDatasetIamMember(this, name, {
+          datasetId: warehouse.datasets[dataset].datasetId,
+          role,
+          member: who,
+        }),
+      table: (name: string, table: string, role: string, who: string) => {
+        const t = warehouse.tables[table];
+        if (!t) throw new Error(`no table ${table}`);
+        return new BigqueryTableIamMember(this, name, {
+          project: v.projectId,
+          datasetId: t.datasetId,
+          tableId: t.tableId,
+          role,
+          member: who,
+        });
+      },
+      publisher: (name: string, who: string) =>
+        new PubsubTopicIamMember(this, name, {
+          topic: events.topic.id,
+          role: 'roles/pubsub.publisher',
+          member: who,
+        }),
+    };
+
+    // The connector: its working area (work bucket); in the pipeline bucket it reads (the sales
+    // watermark counts files waiting in in/ and processing/) and creates files in {entity}/in/
+    // only, through a managed folder per entity ("the access granted in the policy applies to any
+    // object within the bucket that uses the managed folder path as a prefix":
+    // https://cloud.google.com/storage/docs/managed-folders); it reads the ledger, appends its run
+    // log, publishes events and is the only reader of the API key.
+    grant.bucket('connector-work', workBucket, 'roles/storage.objectUser', member(sa.connector));
+    grant.bucket('connector-objects-read', bucket, 'roles/storage.objectViewer', member(sa.connector));
+    for (const entity of ENTITIES) {
+      const folder = new StorageManagedFolder(this, `in-folder-${entity}`, {
+        bucket: bucket.name,
+        name: `${entity}/in/`,
+        forceDestroy: true,
+      });
+      new StorageManagedFolderIamMember(this, `connector-in-${entity}`, {
+        bucket: bucket.name,
+        managedFolder: folder.name,
+        role: 'roles/storage.objectCreator',
+        member: member(sa.connector),
+      });
+    }
+    grant.table('connector-loads', 'ops.loads', 'roles/bigquery.dataViewer', member(sa.connector));
+    grant.table('connector-runs', 'ops.connector_runs', 'roles/bigquery.dataEditor', member(sa.connector));
+    grant.project('connector-jobs', 'roles/bigquery.jobUser', member(sa.connector));
+    grant.publisher('connector-events', member(sa.connector));
+    const connectorSecret = new SecretManagerSecretIamMember(this, 'connector-secret', {
+      secretId: secret.id,
+      role: 'roles/secretmanager.secretAccessor',
+      member: member(sa.connector),
+    });
+    // The loader: claims and settles files anywhere in the pipeline bucket; load jobs into the
+    // three raw tables and its ledger (ops.loads, ops.files) - no other table; events; starting
+    // the merge workflow.
+    grant.bucket('loader-objects', bucket, 'roles/storage.objectUser', member(sa.loader));
+    for (const entity of ENTITIES) {
+      grant.table(`loader-raw-${entity}`, `raw.${entity}`, 'roles/bigquery.dataEditor', member(sa.loader));
+    }
+    grant.table('loader-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.loader));
+    grant.table('loader-files', 'ops.files', 'roles/bigquery.dataEditor', member(sa.loader));
+    grant.project('loader-jobs', 'roles/bigquery.jobUser', member(sa.loader));
+    grant.publisher('loader-events', member(sa.loader));
+    grant.project('loader-workflows', 'roles/workflows.invoker', member(sa.loader));
+    // The Eventarc trigger receives events (its right to invoke the function is in Loader), and
+    // Cloud Storage's service agent publishes the bucket's events for direct Cloud Storage
+    // triggers (https://cloud.google.com/eventarc/docs/roles-permissions).
+    const triggerReceiver = grant.project(
+      'trigger-receiver',
+      'roles/eventarc.eventReceiver',
+      member(sa.trigger),
+    );
+    const gcsAgentPublisher = grant.project(
+      'gcs-agent-publisher',
+      'roles/pubsub.publisher',
+      `serviceAccount:${gcsAgent.emailAddress}`,
+    );
+    // The merge workflow: reads raw, writes ods and dmt, marks loads merged and records its
+    // steps in ops; publishes its outcome.
+    grant.dataset('workflow-raw', 'raw', 'roles/bigquery.dataViewer', member(sa.workflow));
+    grant.dataset('workflow-ods', 'ods', 'roles/bigquery.dataEditor', member(sa.workflow));
+    grant.dataset('workflow-dmt', 'dmt', 'roles/bigquery.dataEditor', member(sa.workflow));
+    grant.table('workflow-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.workflow));
+    grant.table('workflow-merges', 'ops.merges', 'roles/bigquery.dataEditor', member(sa.workflow));
+    grant.project('workflow-jobs', 'roles/bigquery.jobUser', member(sa.workflow));
+    grant.publisher('workflow-events', member(sa.workflow));
+    // Analysts: read the mart, run their queries.
+    grant.dataset('analysts-dmt', 'dmt', 'roles/bigquery.dataViewer', `group:${v.analystsGroup}`);
+    grant.project('analysts-jobs', 'roles/bigquery.jobUser', `group:${v.analystsGroup}`);
+
+    // ---- the runtime --------------------------------------------------------------------------
     const runtime = {
       GOOGLE_CLOUD_PROJECT: v.projectId,
       PIPELINE_BUCKET: bucket.name,
@@ -125,7 +289,17 @@ export class PipelineStack extends TerraformStack {
       serviceAccount: sa.connector.email,
       schedulerServiceAccount: sa.scheduler.email,
       apiKeySecretId: secret.secretId,
-      environment: { ...runtime, RETAIL_API_URL: v.retailApiUrl },
+      environment: { ...runtime, PIPELINE_WORK_BUCKET: workBucket.name, RETAIL_API_URL: v.retailApiUrl },
+      schedulesPaused: Op.not(v.apiKeyReady),
+      jobDependsOn: [connectorSecret],
+    });
+    // Grants reach Google's systems in "typically 2 minutes, potentially 7 minutes or longer"
+    // (https://cloud.google.com/iam/docs/access-change-propagation), and creating a Cloud Storage
+    // trigger before the service agent may publish fails: the trigger waits for both grants, then
+    // that long.
+    const triggerGrantsSettled = new Sleep(this, 'trigger-grants-settle', {
+      createDuration: '120s',
+      dependsOn: [triggerReceiver, gcsAgentPublisher],
     });
     const loader = new Loader(this, 'loader', {
       prefix,
@@ -136,83 +310,10 @@ export class PipelineStack extends TerraformStack {
       serviceAccount: sa.loader.email,
       triggerServiceAccount: sa.trigger.email,
       environment: runtime,
-      forceDestroy: !props.deletionProtection,
+      forceDestroy,
+      buildServiceAccount: `projects/${v.projectId}/serviceAccounts/${v.buildServiceAccount}`,
+      triggerDependsOn: [triggerGrantsSettled],
     });
-
-    // ---- who may do what (README, "Service accounts and roles") -------------------------------
-    const grants: [string, () => void][] = [];
-    const projectRole = (name: string, role: string, who: string) =>
-      grants.push([
-        name,
-        () => new ProjectIamMember(this, name, { project: v.projectId, role, member: who }),
-      ]);
-    const bucketRole = (name: string, role: string, who: string) =>
-      grants.push([
-        name,
-        () => new StorageBucketIamMember(this, name, { bucket: bucket.name, role, member: who }),
-      ]);
-    const datasetRole = (name: string, dataset: Dataset, role: string, who: string) =>
-      grants.push([
-        name,
-        () =>
-          new BigqueryDatasetIamMember(this, name, {
-            datasetId: warehouse.datasets[dataset].datasetId,
-            role,
-            member: who,
-          }),
-      ]);
-    const topicRole = (name: string, who: string) =>
-      grants.push([
-        name,
-        () =>
-          new PubsubTopicIamMember(this, name, {
-            topic: events.topic.id,
-            role: 'roles/pubsub.publisher',
-            member: who,
-          }),
-      ]);
-
-    // The connector: its files and staging in the bucket, the sales watermark and its run log in
-    // ops, its events, and the API key (the only reader of the secret).
-    bucketRole('connector-objects', 'roles/storage.objectUser', member(sa.connector));
-    datasetRole('connector-ops', 'ops', 'roles/bigquery.dataEditor', member(sa.connector));
-    projectRole('connector-jobs', 'roles/bigquery.jobUser', member(sa.connector));
-    topicRole('connector-events', member(sa.connector));
-    projectRole('connector-logs', 'roles/logging.logWriter', member(sa.connector));
-    grants.push([
-      'connector-secret',
-      () =>
-        new SecretManagerSecretIamMember(this, 'connector-secret', {
-          secretId: secret.id,
-          role: 'roles/secretmanager.secretAccessor',
-          member: member(sa.connector),
-        }),
-    ]);
-    // The loader: claims and settles files, load jobs into raw, the ledger in ops, events, and
-    // starting the merge workflow.
-    bucketRole('loader-objects', 'roles/storage.objectUser', member(sa.loader));
-    datasetRole('loader-raw', 'raw', 'roles/bigquery.dataEditor', member(sa.loader));
-    datasetRole('loader-ops', 'ops', 'roles/bigquery.dataEditor', member(sa.loader));
-    projectRole('loader-jobs', 'roles/bigquery.jobUser', member(sa.loader));
-    topicRole('loader-events', member(sa.loader));
-    projectRole('loader-workflows', 'roles/workflows.invoker', member(sa.loader));
-    projectRole('loader-logs', 'roles/logging.logWriter', member(sa.loader));
-    // The Eventarc trigger receives events (its right to invoke the function is in Loader).
-    projectRole('trigger-receiver', 'roles/eventarc.eventReceiver', member(sa.trigger));
-    // The merge workflow: reads raw, writes ods, dmt, ops; publishes its outcome.
-    datasetRole('workflow-raw', 'raw', 'roles/bigquery.dataViewer', member(sa.workflow));
-    datasetRole('workflow-ods', 'ods', 'roles/bigquery.dataEditor', member(sa.workflow));
-    datasetRole('workflow-dmt', 'dmt', 'roles/bigquery.dataEditor', member(sa.workflow));
-    datasetRole('workflow-ops', 'ops', 'roles/bigquery.dataEditor', member(sa.workflow));
-    projectRole('workflow-jobs', 'roles/bigquery.jobUser', member(sa.workflow));
-    topicRole('workflow-events', member(sa.workflow));
-    projectRole('workflow-logs', 'roles/logging.logWriter', member(sa.workflow));
-    // Cloud Storage's service agent publishes the bucket's events for Eventarc.
-    projectRole('gcs-agent-publisher', 'roles/pubsub.publisher', `serviceAccount:${gcsAgent.emailAddress}`);
-    // Analysts: read the mart, run their queries.
-    datasetRole('analysts-dmt', 'dmt', 'roles/bigquery.dataViewer', `group:${v.analystsGroup}`);
-    projectRole('analysts-jobs', 'roles/bigquery.jobUser', `group:${v.analystsGroup}`);
-    for (const [, create] of grants) create();
 
     new Alerting(this, 'alerting', {
       prefix,
@@ -222,7 +323,14 @@ export class PipelineStack extends TerraformStack {
       notificationChannels: v.notificationChannels,
     });
 
+    // Nothing is created before the APIs are usable; nothing but the APIs and the datasets before
+    // the datasets claimed the project for this environment.
+    Aspects.of(this).add(
+      new DependsOnFirst([apisReady, ...claim], (node) => node instanceof ProjectService || node === project),
+    );
+
     new TerraformOutput(this, 'bucket_name', { value: bucket.name });
+    new TerraformOutput(this, 'work_bucket_name', { value: workBucket.name });
     new TerraformOutput(this, 'api_key_secret', { value: secret.secretId });
     new TerraformOutput(this, 'connector_job', { value: connector.job.name });
     new TerraformOutput(this, 'loader_function', { value: loader.function.name });

@@ -1,5 +1,6 @@
 import { LoggingMetric } from '@cdktf/provider-google/lib/logging-metric/index.js';
 import { MonitoringAlertPolicy } from '@cdktf/provider-google/lib/monitoring-alert-policy/index.js';
+import { Sleep } from '@cdktf/provider-time/lib/sleep/index.js';
 import { Construct } from 'constructs';
 
 export interface AlertingProps {
@@ -20,8 +21,9 @@ export class Alerting extends Construct {
     const loaderLogs = `resource.type="cloud_run_revision" AND resource.labels.service_name="${props.loaderService}"`;
     const filesFailed = new LoggingMetric(this, 'files-failed', {
       name: `${props.prefix}-files-failed`,
-      description: 'Files the loader sent to failed/ (one per file).',
-      filter: `${loaderLogs} AND jsonPayload.message="file failed"`,
+      description:
+        'Files the loader sent to failed/ (one per file: the loader logs each outcome once, with its event).',
+      filter: `${loaderLogs} AND jsonPayload.event="file.failed"`,
       metricDescriptor: { metricKind: 'DELTA', valueType: 'INT64', unit: '1' },
     });
     const loaderErrors = new LoggingMetric(this, 'loader-errors', {
@@ -30,8 +32,16 @@ export class Alerting extends Construct {
       filter: `${loaderLogs} AND severity>=ERROR`,
       metricDescriptor: { metricKind: 'DELTA', valueType: 'INT64', unit: '1' },
     });
+    // A new log-based metric can take up to 10 minutes before an alert policy may name it
+    // (Cloud Monitoring answers 404 "If a metric was created recently, it could take up to 10
+    // minutes to become available"): the policies wait for the metrics, then that long.
+    const metricsSettled = new Sleep(this, 'metrics-settle', {
+      createDuration: '600s',
+      dependsOn: [filesFailed, loaderErrors],
+    });
     const policy = (name: string, display: string, filter: string, documentation: string) =>
       new MonitoringAlertPolicy(this, name, {
+        dependsOn: [metricsSettled],
         displayName: `${props.prefix}: ${display}`,
         combiner: 'OR',
         notificationChannels: props.notificationChannels,

@@ -1,6 +1,7 @@
 import { CloudRunV2Job } from '@cdktf/provider-google/lib/cloud-run-v2-job/index.js';
 import { CloudRunV2JobIamMember } from '@cdktf/provider-google/lib/cloud-run-v2-job-iam-member/index.js';
 import { CloudSchedulerJob } from '@cdktf/provider-google/lib/cloud-scheduler-job/index.js';
+import type { IResolvable, ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { ENTITIES, type Entity } from '../../functions/core/entities.js';
 
@@ -13,6 +14,14 @@ export interface ConnectorProps {
   readonly schedulerServiceAccount: string;
   readonly apiKeySecretId: string;
   readonly environment: Readonly<Record<string, string>>;
+  /** False until the API key has a value: the schedules are created paused until then. */
+  readonly schedulesPaused: boolean | IResolvable;
+  /**
+   * What the job needs before it is created: Cloud Run checks at creation that the job's service
+   * account may access every secret it references, and fails the creation otherwise
+   * (https://cloud.google.com/run/docs/configuring/jobs/secrets).
+   */
+  readonly jobDependsOn: ITerraformDependable[];
 }
 
 /** Sales every hour, products and customers once a day (UTC). */
@@ -30,7 +39,9 @@ export function runOverrides(entity: Entity): string {
 /**
  * The connector Cloud Run Job (the API key as a secret environment variable from Secret
  * Manager) and one Cloud Scheduler job per entity, calling the run API with an OAuth token and
- * the entity's argument overrides.
+ * the entity's argument overrides (`run.jobs.runWithOverrides`, in
+ * roles/run.jobsExecutorWithOverrides: https://cloud.google.com/run/docs/reference/rest/v1/namespaces.jobs/run).
+ * The schedules stay paused until the secret has a version, so no run starts without a key.
  */
 export class Connector extends Construct {
   readonly job: CloudRunV2Job;
@@ -41,6 +52,7 @@ export class Connector extends Construct {
       name: `${props.prefix}-connector`,
       location: props.region,
       deletionProtection: false,
+      dependsOn: props.jobDependsOn,
       template: {
         taskCount: 1,
         template: {
@@ -76,6 +88,7 @@ export class Connector extends Construct {
         name: `${props.prefix}-extract-${entity}`,
         region: props.region,
         schedule: SCHEDULES[entity],
+        paused: props.schedulesPaused,
         timeZone: 'Etc/UTC',
         attemptDeadline: '180s',
         retryConfig: { retryCount: 3, minBackoffDuration: '30s' },

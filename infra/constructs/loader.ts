@@ -2,8 +2,9 @@ import { CloudRunServiceIamMember } from '@cdktf/provider-google/lib/cloud-run-s
 import { Cloudfunctions2Function } from '@cdktf/provider-google/lib/cloudfunctions2-function/index.js';
 import { StorageBucket } from '@cdktf/provider-google/lib/storage-bucket/index.js';
 import { StorageBucketObject } from '@cdktf/provider-google/lib/storage-bucket-object/index.js';
-import { AssetType, TerraformAsset } from 'cdktf';
+import { AssetType, type ITerraformDependable, TerraformAsset } from 'cdktf';
 import { Construct } from 'constructs';
+import { LOADER_TIMEOUT_SECONDS } from '../../functions/core/loader-limits.js';
 
 export interface LoaderProps {
   readonly prefix: string;
@@ -15,12 +16,20 @@ export interface LoaderProps {
   readonly triggerServiceAccount: string;
   readonly environment: Readonly<Record<string, string>>;
   readonly forceDestroy: boolean;
+  /** `projects/P/serviceAccounts/EMAIL` of the account Cloud Build builds the function with. */
+  readonly buildServiceAccount: string;
+  /** What must exist (and have propagated) before the trigger is created. */
+  readonly triggerDependsOn: ITerraformDependable[];
 }
 
 /**
  * The loader Cloud Function (gen2): its source archive uploaded to a source bucket, an Eventarc
  * trigger on object finalize in the pipeline bucket with RETRY_POLICY_RETRY, its own runtime
- * service account, and the trigger's right to invoke it.
+ * service account, and the trigger's right to invoke it. The trigger lives in the bucket's
+ * region ("the trigger must also be located in" the bucket's region:
+ * https://cloud.google.com/eventarc/docs/understand-locations). Internal-only ingress still
+ * receives Eventarc's deliveries (event triggers count as internal:
+ * https://cloud.google.com/functions/docs/networking/network-settings).
  */
 export class Loader extends Construct {
   readonly function: Cloudfunctions2Function;
@@ -45,15 +54,23 @@ export class Loader extends Construct {
       name: `${props.prefix}-loader`,
       location: props.region,
       description: 'Loads each file landing in {entity}/in/ into raw, settles it, starts the merge.',
+      dependsOn: props.triggerDependsOn,
       buildConfig: {
-        runtime: 'nodejs20',
+        // nodejs20 was decommissioned on 2026-10-30 (no function can be created or updated
+        // with it); nodejs24 is supported until 2028-10-31.
+        // https://cloud.google.com/functions/docs/runtime-support
+        runtime: 'nodejs24',
+        // Since mid-2024 new projects no longer give the default build account what a function
+        // build needs; a dedicated build account with roles/run.builder does.
+        // https://cloud.google.com/functions/docs/securing/build-custom-sa
+        serviceAccount: props.buildServiceAccount,
         entryPoint: 'onObjectFinalized',
         source: { storageSource: { bucket: sources.name, object: archive.name } },
       },
       serviceConfig: {
         serviceAccountEmail: props.serviceAccount,
         availableMemory: '1Gi',
-        timeoutSeconds: 540,
+        timeoutSeconds: LOADER_TIMEOUT_SECONDS,
         maxInstanceCount: 20,
         ingressSettings: 'ALLOW_INTERNAL_ONLY',
         environmentVariables: { ...props.environment },

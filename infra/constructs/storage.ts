@@ -12,8 +12,9 @@ export interface PipelineBucketProps {
 
 /**
  * The pipeline bucket: uniform access, public access prevention enforced. Lifecycle rules touch
- * `{entity}/archive/` only (colder class, then deletion); nothing ever ages `in/`, `failed/`,
- * `processing/` or the connector's `staging/`.
+ * `{entity}/archive/` only (colder class, then deletion); nothing ever ages `in/`, `failed/` or
+ * `processing/`. The connector's working area is not here but in the work bucket: a Cloud
+ * Storage trigger fires for every object finalized in its bucket, whatever its name.
  */
 export class PipelineBucket extends Construct {
   readonly bucket: StorageBucket;
@@ -34,6 +35,33 @@ export class PipelineBucket extends Construct {
         },
         { action: { type: 'Delete' }, condition: { age: props.deleteAfterDays, matchesPrefix: archive } },
       ],
+    });
+  }
+}
+
+export interface WorkBucketProps {
+  readonly name: string;
+  readonly location: string;
+  readonly forceDestroy: boolean;
+}
+
+/**
+ * The connector's working area (staged pages, cursors, compose parts, leases), in a bucket no
+ * trigger watches: writing it never invokes the loader. Same region as the pipeline bucket, so
+ * publishing a file into `in/` is a same-region rewrite. No lifecycle rule: an unfinished run's
+ * pages are what its resumption needs.
+ */
+export class WorkBucket extends Construct {
+  readonly bucket: StorageBucket;
+
+  constructor(scope: Construct, id: string, props: WorkBucketProps) {
+    super(scope, id);
+    this.bucket = new StorageBucket(this, 'bucket', {
+      name: props.name,
+      location: props.location,
+      uniformBucketLevelAccess: true,
+      publicAccessPrevention: 'enforced',
+      forceDestroy: props.forceDestroy,
     });
   }
 }

@@ -6,6 +6,8 @@ import { ALL_TABLES, bigQuerySchema, DATASETS, type Dataset } from '../../functi
 export interface WarehouseProps {
   readonly location: string;
   readonly deletionProtection: boolean;
+  /** Labels every dataset: which environment of the pipeline owns this project's datasets. */
+  readonly environment: string;
 }
 
 const DATASET_DESCRIPTIONS: Record<Dataset, string> = {
@@ -18,6 +20,8 @@ const DATASET_DESCRIPTIONS: Record<Dataset, string> = {
 /** The datasets raw, ods, dmt, ops and every table, from the schemas defined once in functions/core/schema.ts. */
 export class Warehouse extends Construct {
   readonly datasets: Record<Dataset, BigqueryDataset>;
+  /** Every table, by `dataset.name`. */
+  readonly tables: Readonly<Record<string, BigqueryTable>>;
 
   constructor(scope: Construct, id: string, props: WarehouseProps) {
     super(scope, id);
@@ -29,19 +33,26 @@ export class Warehouse extends Construct {
           location: props.location,
           description: DATASET_DESCRIPTIONS[name],
           deleteContentsOnDestroy: !props.deletionProtection,
+          labels: { 'retail-pipeline-environment': props.environment },
         }),
       ]),
     ) as Record<Dataset, BigqueryDataset>;
+    const tables: Record<string, BigqueryTable> = {};
     for (const table of ALL_TABLES) {
-      new BigqueryTable(this, `table-${table.dataset}-${table.name}`, {
-        datasetId: this.datasets[table.dataset].datasetId,
-        tableId: table.name,
-        description: table.description,
-        schema: JSON.stringify(bigQuerySchema(table.fields)),
-        deletionProtection: props.deletionProtection,
-        ...(table.partitionBy ? { timePartitioning: { type: 'DAY', field: table.partitionBy } } : {}),
-        ...(table.clusterBy ? { clustering: [...table.clusterBy] } : {}),
-      });
+      tables[`${table.dataset}.${table.name}`] = new BigqueryTable(
+        this,
+        `table-${table.dataset}-${table.name}`,
+        {
+          datasetId: this.datasets[table.dataset].datasetId,
+          tableId: table.name,
+          description: table.description,
+          schema: JSON.stringify(bigQuerySchema(table.fields)),
+          deletionProtection: props.deletionProtection,
+          ...(table.partitionBy ? { timePartitioning: { type: 'DAY', field: table.partitionBy } } : {}),
+          ...(table.clusterBy ? { clustering: [...table.clusterBy] } : {}),
+        },
+      );
     }
+    this.tables = tables;
   }
 }

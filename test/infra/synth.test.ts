@@ -1,16 +1,19 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { workflowProblems } from '../../functions/adapters/local/local-workflow-runner.js';
 import { ENTITIES } from '../../functions/core/entities.js';
 import { ALL_TABLES, bigQuerySchema } from '../../functions/core/schema.js';
 import { runOverrides } from '../../infra/constructs/connector.js';
-import { buildApp, ENVIRONMENTS } from '../../infra/main.js';
+import { FUNCTION_NODE_MAJOR, prepareFunctionSource } from '../../infra/function-source.js';
+import { buildApp, ENVIRONMENTS, STATE_BUCKET_ENV, stateBucketFrom } from '../../infra/main.js';
 import { REQUIRED_APIS } from '../../infra/stack.js';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 /**
  * The infrastructure, checked on what `npm run synth` writes (cdktf.out/stacks/<env>/cdk.tf.json):
@@ -22,26 +25,8 @@ let outdir: string;
 const stacks: Record<string, Json> = {};
 
 before(() => {
-  // The loader's source is the build: make sure there is one (npm install builds it too).
-  if (
-    !existsSync(
-      fileURLToPath(new URL('../../dist/functions/entrypoints/loader-function.js', import.meta.url)),
-    )
-  ) {
-    execFileSync(
-      process.execPath,
-      [
-        fileURLToPath(new URL('../../node_modules/typescript/bin/tsc', import.meta.url)),
-        '-p',
-        'tsconfig.json',
-      ],
-      {
-        cwd: fileURLToPath(new URL('../../', import.meta.url)),
-      },
-    );
-  }
   outdir = mkdtempSync(join(tmpdir(), 'synth-'));
-  buildApp(outdir).synth();
+  buildApp({ outdir, stateBucket: 'example-tfstate' }).synth();
   for (const { environment } of ENVIRONMENTS) {
     stacks[environment] = JSON.parse(
       readFileSync(join(outdir, 'stacks', environment, 'cdk.tf.json'), 'utf8'),
@@ -78,13 +63,12 @@ describe('CDKTF synthesis', () => {
         'retail_api_url',
         'analysts_group',
         'notification_channels',
+        'build_service_account',
+        'api_key_ready',
       ]) {
         assert.ok(stack.variable[name], `variable ${name}`);
-        assert.deepEqual(
-          stack.variable[name].default,
-          name === 'notification_channels' ? [] : undefined,
-          `${name} has no default`,
-        );
+        const defaults: Record<string, unknown> = { notification_channels: [], api_key_ready: false };
+        assert.deepEqual(stack.variable[name].default, defaults[name], `${name}'s default`);
       }
     }
     const names = (s: Json) =>
@@ -92,6 +76,51 @@ describe('CDKTF synthesis', () => {
         .map((a: Json) => a.account_id)
         .sort();
     assert.notDeepEqual(names(stacks.dev), names(stacks.prod), 'environments do not share names');
+  });
+
+  test('state lives in a GCS backend, one prefix per environment, and synth refuses to run without one', () => {
+    for (const [environment, stack] of Object.entries(stacks)) {
+      assert.deepEqual(stack.terraform.backend, {
+        gcs: { bucket: 'example-tfstate', prefix: `retail-pipeline/${environment}` },
+      });
+    }
+    assert.throws(() => stateBucketFrom({}), new RegExp(`${STATE_BUCKET_ENV} is not set`));
+    assert.equal(stateBucketFrom({ [STATE_BUCKET_ENV]: 'gs://p-tfstate' }), 'p-tfstate');
+    const ignored = readFileSync(join(ROOT, '.gitignore'), 'utf8').split('\n');
+    for (const pattern of ['cdktf.out/', '*.tfstate', '*.tfstate.*', '.terraform/']) {
+      assert.ok(ignored.includes(pattern), `.gitignore lists ${pattern}`);
+    }
+  });
+
+  test('nothing is created before the APIs are usable, nor before the datasets claimed the project', () => {
+    for (const stack of Object.values(stacks)) {
+      const wait = stack.resource.time_sleep['apis-ready'];
+      assert.equal(wait.create_duration, '60s');
+      assert.deepEqual(
+        wait.depends_on.sort(),
+        REQUIRED_APIS.map((api) => `google_project_service.api-${api.split('.')[0]}`).sort(),
+      );
+      const datasets = Object.keys(stack.resource.google_bigquery_dataset).map(
+        (name) => `google_bigquery_dataset.${name}`,
+      );
+      for (const [type, byName] of Object.entries(stack.resource as Record<string, Record<string, Json>>)) {
+        for (const [name, r] of Object.entries(byName)) {
+          const id = `${type}.${name}`;
+          if (type === 'google_project_service' || id === 'time_sleep.apis-ready') continue;
+          const dependsOn: string[] = r.depends_on ?? [];
+          assert.ok(dependsOn.includes('time_sleep.apis-ready'), `${id} waits for the APIs`);
+          if (type === 'google_bigquery_dataset') continue;
+          for (const d of datasets) assert.ok(dependsOn.includes(d), `${id} waits for ${d}`);
+        }
+      }
+    }
+    // A second environment in the same project fails creating its datasets (their names are the
+    // project's); the labels say which environment a project's datasets belong to.
+    for (const [environment, stack] of Object.entries(stacks)) {
+      for (const d of resources(stack, 'google_bigquery_dataset')) {
+        assert.deepEqual(d.labels, { 'retail-pipeline-environment': environment });
+      }
+    }
   });
 
   test('every required Google API is enabled', () => {
@@ -115,6 +144,27 @@ describe('CDKTF synthesis', () => {
       bucket.lifecycle_rule.find((r: Json) => r.action.type === 'Delete').condition.age,
       '${var.archive_delete_after_days}',
     );
+  });
+
+  test("the connector's work bucket: outside the trigger, its own, no lifecycle", () => {
+    const work = resources(stacks.dev, 'google_storage_bucket').find((b: Json) =>
+      String(b.name).endsWith('-dev-retail-pipeline-work'),
+    );
+    assert.equal(work.uniform_bucket_level_access, true);
+    assert.equal(work.public_access_prevention, 'enforced');
+    assert.equal(work.lifecycle_rule, undefined, 'no rule ages an unfinished run');
+    const fn = one(stacks.dev, 'google_cloudfunctions2_function');
+    assert.deepEqual(
+      fn.event_trigger.event_filters.map((f: Json) => [f.attribute, ref(f.value)]),
+      [['bucket', 'google_storage_bucket.bucket.name']],
+      'the trigger watches the pipeline bucket only',
+    );
+    const env = one(stacks.dev, 'google_cloud_run_v2_job').template.template.containers[0].env;
+    assert.equal(
+      ref(env.find((e: Json) => e.name === 'PIPELINE_WORK_BUCKET').value),
+      'google_storage_bucket.work_bucket.name',
+    );
+    assert.equal(fn.service_config.environment_variables.PIPELINE_WORK_BUCKET, undefined);
   });
 
   test('every table of the schema, with its schema, description, partitioning and clustering', () => {
@@ -152,6 +202,11 @@ describe('CDKTF synthesis', () => {
   test('the loader function: built source from a source bucket, finalize trigger with retries, its own accounts', () => {
     const fn = one(stacks.dev, 'google_cloudfunctions2_function');
     assert.equal(fn.build_config.entry_point, 'onObjectFinalized');
+    assert.equal(fn.build_config.runtime, 'nodejs24', 'nodejs20 was decommissioned on 2026-10-30');
+    assert.equal(
+      fn.build_config.service_account,
+      'projects/${var.project_id}/serviceAccounts/${var.build_service_account}',
+    );
     assert.match(ref(fn.build_config.source.storage_source.object), /google_storage_bucket_object\./);
     assert.equal(fn.event_trigger.event_type, 'google.cloud.storage.object.v1.finalized');
     assert.equal(fn.event_trigger.retry_policy, 'RETRY_POLICY_RETRY');
@@ -174,6 +229,58 @@ describe('CDKTF synthesis', () => {
     assert.match(object.source, /assets\/.*\.zip$/);
   });
 
+  test('the trigger is created after both grants it needs, and after they had time to propagate', () => {
+    for (const stack of Object.values(stacks)) {
+      const fn = one(stack, 'google_cloudfunctions2_function');
+      assert.ok(fn.depends_on.includes('time_sleep.trigger-grants-settle'));
+      const wait = stack.resource.time_sleep['trigger-grants-settle'];
+      assert.equal(wait.create_duration, '120s');
+      assert.ok(wait.depends_on.includes('google_project_iam_member.gcs-agent-publisher'));
+      assert.ok(wait.depends_on.includes('google_project_iam_member.trigger-receiver'));
+      assert.equal(
+        stack.resource.google_project_iam_member['gcs-agent-publisher'].role,
+        'roles/pubsub.publisher',
+      );
+      assert.equal(
+        stack.resource.google_project_iam_member['trigger-receiver'].role,
+        'roles/eventarc.eventReceiver',
+      );
+    }
+  });
+
+  test('the function ships a bundle of what the loader imports, for Node 24, and nothing of the local runtime', async () => {
+    const source = prepareFunctionSource();
+    const pkg = JSON.parse(readFileSync(join(source.dir, 'package.json'), 'utf8'));
+    assert.equal(pkg.main, 'dist/loader.js');
+    assert.deepEqual(pkg.engines, { node: String(FUNCTION_NODE_MAJOR) });
+    assert.equal(FUNCTION_NODE_MAJOR, 24);
+    assert.deepEqual(Object.keys(pkg.dependencies).sort(), [
+      '@google-cloud/bigquery',
+      '@google-cloud/functions-framework',
+      '@google-cloud/pubsub',
+      '@google-cloud/storage',
+      '@google-cloud/workflows',
+    ]);
+    const root = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8'));
+    for (const [name, version] of Object.entries(pkg.dependencies))
+      assert.equal(version, root.dependencies[name]);
+    const bundle = readFileSync(join(source.dir, 'dist', 'loader.js'), 'utf8');
+    assert.doesNotMatch(bundle, /duckdb|DuckDB|workflows\/interpreter/i);
+    assert.ok(existsSync(join(source.dir, 'sql', 'bigquery', 'ods_sales.sql')));
+    // The bundle loads and registers the function target the trigger names. It is imported from
+    // inside the repository so that its packages resolve from node_modules.
+    const probe = mkdtempSync(join(ROOT, '.function-probe-'));
+    try {
+      cpSync(source.dir, probe, { recursive: true });
+      await import(join(probe, 'dist', 'loader.js'));
+      const { getFunction } = await import('@google-cloud/functions-framework/testing');
+      assert.equal(typeof getFunction('onObjectFinalized'), 'function');
+    } finally {
+      rmSync(probe, { recursive: true, force: true });
+      rmSync(source.dir, { recursive: true, force: true });
+    }
+  });
+
   test('the connector job and its schedules: hourly sales, daily products and customers, OAuth, argument overrides', () => {
     const job = one(stacks.dev, 'google_cloud_run_v2_job');
     const container = job.template.template.containers[0];
@@ -185,7 +292,10 @@ describe('CDKTF synthesis', () => {
       !container.env.some((e: Json) => e.name === 'RETAIL_API_KEY' && e.value),
       'no key value in the job',
     );
+    // Creating the job checks that its account may read the secret: the grant comes first.
+    assert.ok(job.depends_on.includes('google_secret_manager_secret_iam_member.connector-secret'));
     const schedules = resources(stacks.dev, 'google_cloud_scheduler_job');
+    for (const s of schedules) assert.equal(s.paused, '${!var.api_key_ready}', 'paused until the key is set');
     assert.deepEqual(schedules.map((s: Json) => [s.name.split('-').at(-1), s.schedule]).sort(), [
       ['customers', '0 0 * * *'],
       ['products', '0 0 * * *'],
@@ -213,6 +323,11 @@ describe('CDKTF synthesis', () => {
     assert.match(ref(wf.service_account), /sa-workflow\.id$/);
     assert.doesNotMatch(wf.source_contents, /"@sql [a-z_]+\.sql"/, 'every SQL reference is embedded');
     const definition = parse(wf.source_contents);
+    assert.deepEqual(
+      workflowProblems(definition, join(ROOT, 'sql')),
+      [],
+      'the deployed source passes the deploy-time checks',
+    );
     assert.match(definition.run_sql.steps[0].sources.assign[0].scripts.ods_sales, /MERGE INTO ods\.sales/);
     assert.deepEqual(Object.keys(wf.user_env_vars).sort(), ['BIGQUERY_LOCATION', 'EVENTS_TOPIC']);
   });
@@ -252,7 +367,28 @@ describe('CDKTF synthesis', () => {
     const failedMetric = resources(stacks.dev, 'google_logging_metric').find(
       (m: Json) => m.name === 'dev-retail-files-failed',
     );
-    assert.match(failedMetric.filter, /jsonPayload\.message="file failed"/);
+    assert.match(failedMetric.filter, /jsonPayload\.event="file\.failed"/);
+    // A new log-based metric can take up to 10 minutes before a policy may name it.
+    const wait = Object.entries(stacks.dev.resource.time_sleep).find(([name]) =>
+      name.startsWith('alerting_metrics-settle'),
+    )?.[1] as Json;
+    assert.equal(wait.create_duration, '600s');
+    assert.equal(wait.depends_on.filter((d: string) => d.startsWith('google_logging_metric.')).length, 2);
+    for (const p of policies)
+      assert.ok(p.depends_on.some((d: string) => d.startsWith('time_sleep.alerting_metrics-settle')));
+  });
+
+  test('the connector image is built for Node 24 with logs in Cloud Logging (a user-specified build account requires it)', () => {
+    const dockerfile = readFileSync(join(ROOT, 'infra', 'connector', 'Dockerfile'), 'utf8');
+    const bases = [...dockerfile.matchAll(/^FROM (\S+)/gm)].map((m) => m[1]);
+    assert.deepEqual(bases, ['node:24-slim', 'node:24-slim']);
+    const build = parse(readFileSync(join(ROOT, 'infra', 'connector', 'cloudbuild.yaml'), 'utf8'));
+    assert.equal(build.options.logging, 'CLOUD_LOGGING_ONLY');
+    const bootstrap = readFileSync(join(ROOT, 'infra', 'bootstrap.sh'), 'utf8');
+    assert.deepEqual(
+      [...bootstrap.matchAll(/--role=(\S+)/g)].map((m) => m[1]),
+      ['roles/run.builder'],
+    );
   });
 });
 
@@ -261,6 +397,8 @@ describe('IAM: least privilege', () => {
     'google_project_iam_member',
     'google_storage_bucket_iam_member',
     'google_bigquery_dataset_iam_member',
+    'google_bigquery_table_iam_member',
+    'google_storage_managed_folder_iam_member',
     'google_pubsub_topic_iam_member',
     'google_pubsub_subscription_iam_member',
     'google_secret_manager_secret_iam_member',
@@ -272,7 +410,16 @@ describe('IAM: least privilege', () => {
       resources(stack, type).map((g: Json) => {
         const scope = ref(
           String(
-            g.dataset_id ?? g.bucket ?? g.topic ?? g.subscription ?? g.secret_id ?? g.name ?? g.service ?? '',
+            g.table_id ??
+              g.managed_folder ??
+              g.dataset_id ??
+              g.bucket ??
+              g.topic ??
+              g.subscription ??
+              g.secret_id ??
+              g.name ??
+              g.service ??
+              '',
           ),
         )
           .replace(/\.service_config\[0\]\.service$/, '')
@@ -306,24 +453,31 @@ describe('IAM: least privilege', () => {
     const dataset = (name: string) => `bigquery_dataset:google_bigquery_dataset.warehouse_dataset-${name}`;
     const bucket = 'storage_bucket:google_storage_bucket.bucket';
     const topic = 'pubsub_topic:google_pubsub_topic.events_topic';
+    const table = (name: string) =>
+      `bigquery_table:google_bigquery_table.warehouse_table-${name.replace('.', '-')}.table_id`;
+    const folder = (entity: string) =>
+      `storage_managed_folder:google_storage_managed_folder.in-folder-${entity}`;
+    const work = 'storage_bucket:google_storage_bucket.work_bucket';
     const expected = [
-      [sa('connector'), 'roles/storage.objectUser', bucket],
-      [sa('connector'), 'roles/bigquery.dataEditor', dataset('ops')],
+      [sa('connector'), 'roles/storage.objectUser', work],
+      [sa('connector'), 'roles/storage.objectViewer', bucket],
+      ...ENTITIES.map((e) => [sa('connector'), 'roles/storage.objectCreator', folder(e)]),
+      [sa('connector'), 'roles/bigquery.dataViewer', table('ops.loads')],
+      [sa('connector'), 'roles/bigquery.dataEditor', table('ops.connector_runs')],
       [sa('connector'), 'roles/bigquery.jobUser', 'project'],
       [sa('connector'), 'roles/pubsub.publisher', topic],
-      [sa('connector'), 'roles/logging.logWriter', 'project'],
       [
         sa('connector'),
         'roles/secretmanager.secretAccessor',
         'secret_manager_secret:google_secret_manager_secret.api-key',
       ],
       [sa('loader'), 'roles/storage.objectUser', bucket],
-      [sa('loader'), 'roles/bigquery.dataEditor', dataset('raw')],
-      [sa('loader'), 'roles/bigquery.dataEditor', dataset('ops')],
+      ...ENTITIES.map((e) => [sa('loader'), 'roles/bigquery.dataEditor', table(`raw.${e}`)]),
+      [sa('loader'), 'roles/bigquery.dataEditor', table('ops.loads')],
+      [sa('loader'), 'roles/bigquery.dataEditor', table('ops.files')],
       [sa('loader'), 'roles/bigquery.jobUser', 'project'],
       [sa('loader'), 'roles/pubsub.publisher', topic],
       [sa('loader'), 'roles/workflows.invoker', 'project'],
-      [sa('loader'), 'roles/logging.logWriter', 'project'],
       [sa('trigger'), 'roles/eventarc.eventReceiver', 'project'],
       [
         sa('trigger'),
@@ -338,10 +492,10 @@ describe('IAM: least privilege', () => {
       [sa('workflow'), 'roles/bigquery.dataViewer', dataset('raw')],
       [sa('workflow'), 'roles/bigquery.dataEditor', dataset('ods')],
       [sa('workflow'), 'roles/bigquery.dataEditor', dataset('dmt')],
-      [sa('workflow'), 'roles/bigquery.dataEditor', dataset('ops')],
+      [sa('workflow'), 'roles/bigquery.dataEditor', table('ops.loads')],
+      [sa('workflow'), 'roles/bigquery.dataEditor', table('ops.merges')],
       [sa('workflow'), 'roles/bigquery.jobUser', 'project'],
       [sa('workflow'), 'roles/pubsub.publisher', topic],
-      [sa('workflow'), 'roles/logging.logWriter', 'project'],
       [
         'data.google_storage_project_service_account.gcs-agent.email_address',
         'roles/pubsub.publisher',
@@ -350,6 +504,10 @@ describe('IAM: least privilege', () => {
       ['group:${var.analysts_group}', 'roles/bigquery.dataViewer', dataset('dmt')],
       ['group:${var.analysts_group}', 'roles/bigquery.jobUser', 'project'],
     ];
+    assert.ok(
+      !grants(stacks.dev).some((g) => g.role === 'roles/logging.logWriter'),
+      'Cloud Run and functions write their logs without it',
+    );
     const actual = grants(stacks.dev)
       .filter((g) => !g.member.includes('gcp-sa-pubsub')) // the Pub/Sub agent's dead-letter grants, checked below
       .map((g) => [g.member, g.role, g.target]);
