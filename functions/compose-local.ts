@@ -23,6 +23,8 @@ import type { Logger } from './ports/logger.js';
 export interface LocalPaths {
   readonly home: string;
   readonly bucket: string;
+  /** The connector's work area (staged pages, cursors, leases), beside the bucket. */
+  readonly work: string;
   readonly warehouse: string;
   readonly events: string;
 }
@@ -32,6 +34,7 @@ export function localPaths(home: string): LocalPaths {
   return {
     home: root,
     bucket: join(root, 'bucket'),
+    work: join(root, 'work'),
     warehouse: join(root, 'warehouse.duckdb'),
     events: join(root, 'events.ndjson'),
   };
@@ -39,6 +42,8 @@ export function localPaths(home: string): LocalPaths {
 
 export interface LocalRuntime extends IngestPorts {
   readonly store: FsObjectStore;
+  /** The connector's work area (not an ingest port: the loader never reads it). */
+  readonly work: FsObjectStore;
   readonly warehouse: DuckDbWarehouse;
   close(): void;
 }
@@ -66,7 +71,18 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
       logger,
     },
   );
-  return { store, warehouse, events, workflows, clock, randomness, logger, close: () => warehouse.close() };
+  const work = new FsObjectStore(paths.work);
+  return {
+    store,
+    work,
+    warehouse,
+    events,
+    workflows,
+    clock,
+    randomness,
+    logger,
+    close: () => warehouse.close(),
+  };
 }
 
 function processAlive(pid: number): boolean {
@@ -112,6 +128,7 @@ export function localExtractPorts(options: {
       clock,
     }),
     store: runtime?.store ?? new FsObjectStore(localPaths(options.home).bucket),
+    work: runtime?.work ?? new FsObjectStore(localPaths(options.home).work),
     clock,
     randomness: new CryptoRandomness(),
     logger: options.logger,

@@ -12,6 +12,7 @@ import {
   type GcpConfig,
   parseGcpConfig,
 } from './core/config.js';
+import { ConfigError } from './core/errors.js';
 import { DEFAULT_RETRY_POLICY } from './core/retry.js';
 import type { Secret } from './core/secret.js';
 import type { Clock, Randomness } from './ports/clock.js';
@@ -115,6 +116,8 @@ export async function gcsStore(
 
 export interface GcpCore {
   readonly store: ObjectStore;
+  /** The connector's work bucket, when configured (PIPELINE_WORK_BUCKET). */
+  readonly work: ObjectStore | undefined;
   readonly warehouse: Warehouse;
   readonly events: EventPublisher;
 }
@@ -127,6 +130,7 @@ export async function gcpCore(config: GcpConfig, clock: Clock): Promise<GcpCore>
   const clients = await gcpClients(config);
   return {
     store: new GcsObjectStore(clients.storage.bucket(config.bucket)),
+    work: config.workBucket ? new GcsObjectStore(clients.storage.bucket(config.workBucket)) : undefined,
     warehouse: new BigQueryWarehouse(clients.bigquery, {
       projectId: config.projectId,
       location: config.bigqueryLocation,
@@ -157,7 +161,11 @@ export async function gcpLoaderDependencies(
       logger,
     },
   );
-  return { ports: { ...core, workflows, clock, randomness, logger }, settings: config.loader };
+  const { store, warehouse, events } = core;
+  return {
+    ports: { store, warehouse, events, workflows, clock, randomness, logger },
+    settings: config.loader,
+  };
 }
 
 /** What the Cloud Run Job's connector needs: the API key from Secret Manager, GCS, BigQuery, Pub/Sub. */
@@ -185,9 +193,11 @@ export async function gcpConnectorPorts(
     });
   }
   const core = await gcpCore(config.gcp, clock);
+  if (!core.work) throw new ConfigError("missing PIPELINE_WORK_BUCKET (the connector's work bucket)");
   return {
     api,
     store: core.store,
+    work: core.work,
     clock,
     randomness: new CryptoRandomness(),
     logger,

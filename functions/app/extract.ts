@@ -38,7 +38,13 @@ export interface IngestedSales {
 
 export interface ExtractPorts {
   readonly api: RetailApi;
+  /** The pipeline bucket: finished files are published into `{entity}/in/`. */
   readonly store: ObjectStore;
+  /**
+   * The connector's working area (staged pages, cursors, parts, the lease): the work bucket on
+   * Google Cloud, `$PIPELINE_HOME/work/` locally. Nothing written here fires the loader.
+   */
+  readonly work: ObjectStore;
   readonly clock: Clock;
   readonly randomness: Randomness;
   readonly logger: Logger;
@@ -111,7 +117,7 @@ export async function extract(
   }
   const logger = ports.logger.child({ entity });
   const lease = await Lease.acquire({
-    store: ports.store,
+    store: ports.work,
     key: leaseKey(entity),
     what: `extract of ${entity}`,
     holder: ports.holder,
@@ -121,7 +127,7 @@ export async function extract(
   });
   try {
     const runs: RunReport[] = [];
-    const unfinished = await findUnfinishedRun(ports.store, entity);
+    const unfinished = await findUnfinishedRun(ports.work, entity);
     if (unfinished) {
       logger.log('INFO', 'resuming an unfinished run', { run: unfinished.runId });
       runs.push(await new Run(unfinished, true, ports, settings, lease, logger).execute());
@@ -171,7 +177,7 @@ async function startRun(
     pageSize: settings.pageSize,
     ...(startSalesId !== undefined ? { startSalesId: startSalesId.toString() } : {}),
   };
-  await ports.store.write(manifestKey(runPrefix(request.entity, runId)), JSON.stringify(manifest), {
+  await ports.work.write(manifestKey(runPrefix(request.entity, runId)), JSON.stringify(manifest), {
     ifGenerationMatch: '0',
   });
   ports.logger.log('INFO', 'run started', {
@@ -214,6 +220,19 @@ async function largestIdInFile(store: ObjectStore, key: string): Promise<bigint 
     if (id !== undefined && (max === undefined || id > max)) max = id;
   }
   return max;
+}
+
+/** Where a connector file already is past `in/` (processing, archive or failed): its name is unique. */
+async function publishedElsewhere(
+  store: ObjectStore,
+  entity: Entity,
+  fileName: string,
+): Promise<string | undefined> {
+  for (const state of ['processing', 'archive', 'failed'] as const) {
+    const found = (await store.list(`${entity}/${state}/`)).find((o) => o.key.endsWith(`/${fileName}`));
+    if (found) return found.key;
+  }
+  return undefined;
 }
 
 class Run {
@@ -271,7 +290,7 @@ class Run {
 
   /** Rebuilds the run's state from its staging area; publishes files a crash left unpublished. */
   private async recover(): Promise<StagedPage[]> {
-    const store = this.ports.store;
+    const store = this.ports.work;
     const objects = await store.list(this.prefix);
     const cursorObject = objects.find((o) => o.key === cursorKey(this.prefix));
     if (cursorObject)
@@ -288,7 +307,7 @@ class Run {
         };
         await this.writeCursor();
       }
-      await this.publish(o.key, part.fileName);
+      await this.publish(o.key, part.fileName, true);
     }
     const staged: StagedPage[] = [];
     for (const o of objects) {
@@ -344,7 +363,7 @@ class Run {
       this.lease.assertHeld();
       const body = result.records.length ? `${result.records.join('\n')}\n` : '';
       const staged = { page, count: result.records.length, totalPages: result.totalPages };
-      const info = await this.ports.store.write(pageKey(this.prefix, staged), body);
+      const info = await this.ports.work.write(pageKey(this.prefix, staged), body);
       this.pageObjects.set(page, info);
       pageCounts.set(page, staged.count);
       planner.done(page, staged.count, staged.totalPages);
@@ -410,7 +429,7 @@ class Run {
           this.ports.randomness.uuid(),
         );
         const key = partKey(this.prefix, { first: range.first, last: range.last, records, fileName });
-        await this.ports.store.compose(sources, key);
+        await this.ports.work.compose(sources, key);
         part = { key, fileName };
       }
       this.cursor = {
@@ -420,7 +439,7 @@ class Run {
       };
       await this.writeCursor();
       for (const o of pages) {
-        await this.ports.store.delete(o.key);
+        await this.ports.work.delete(o.key);
         this.pageObjects.delete(Number(parsePageKey(o.key)?.page));
       }
       if (part) await this.publish(part.key, part.fileName);
@@ -428,26 +447,43 @@ class Run {
   }
 
   private async writeCursor(): Promise<void> {
-    await this.ports.store.write(cursorKey(this.prefix), JSON.stringify(this.cursor));
+    await this.ports.work.write(cursorKey(this.prefix), JSON.stringify(this.cursor));
   }
 
-  /** Moves an assembled file into `in/`; a destination that exists means an earlier try did it. */
-  private async publish(stagedKey: string, fileName: string): Promise<void> {
-    const destination = inKey(this.manifest.entity, fileName);
+  /**
+   * Copies an assembled file from the work area into `in/` (create-only), then drops the staged
+   * copy. A destination that exists means an earlier try got that far. After a crash between the
+   * copy and the drop, the loader may already have taken the file out of `in/`: a recovered part
+   * whose file name is anywhere in the entity's folders is not published again.
+   */
+  private async publish(stagedKey: string, fileName: string, recovered = false): Promise<void> {
+    const entity = this.manifest.entity;
+    const destination = inKey(entity, fileName);
+    const elsewhere = recovered ? await publishedElsewhere(this.ports.store, entity, fileName) : undefined;
+    if (elsewhere) {
+      this.logger.log('INFO', 'file was published before a crash and is loading or loaded', {
+        object: elsewhere,
+      });
+      await this.ports.work.delete(stagedKey);
+      this.files.push(destination);
+      return;
+    }
     try {
-      await this.ports.store.move(stagedKey, destination, { ifDestinationAbsent: true });
+      await this.ports.work.copyTo(stagedKey, this.ports.store, destination, { ifDestinationAbsent: true });
     } catch (error) {
       if (!(error instanceof PreconditionFailedError)) throw error;
       // Published by a try that crashed before removing its staged copy, unless names collide.
       const [staged, published] = await Promise.all([
-        this.ports.store.stat(stagedKey),
+        this.ports.work.stat(stagedKey),
         this.ports.store.stat(destination),
       ]);
       if (staged && published && staged.size !== published.size) {
-        throw new TerminalError(`${destination} exists with other content; ${stagedKey} was left in place`);
+        throw new TerminalError(
+          `${destination} exists with other content; ${stagedKey} was left in ${this.ports.work.location}`,
+        );
       }
-      await this.ports.store.delete(stagedKey);
     }
+    await this.ports.work.delete(stagedKey);
     this.files.push(destination);
     this.logger.log('INFO', 'file published', { object: destination });
   }
@@ -457,9 +493,9 @@ class Run {
    * and whatever a crash leaves behind is swept by the next run (see findUnfinishedRun).
    */
   private async cleanUp(): Promise<void> {
-    const objects = await this.ports.store.list(this.prefix);
+    const objects = await this.ports.work.list(this.prefix);
     const manifest = manifestKey(this.prefix);
-    await this.ports.store.delete(manifest);
-    for (const o of objects) if (o.key !== manifest) await this.ports.store.delete(o.key);
+    await this.ports.work.delete(manifest);
+    for (const o of objects) if (o.key !== manifest) await this.ports.work.delete(o.key);
   }
 }

@@ -8,6 +8,7 @@ import {
   type ObjectState,
   parseObjectKey,
 } from '../core/object-keys.js';
+import type { ObjectStore } from '../ports/object-store.js';
 import type { WarehouseStatus } from '../ports/warehouse.js';
 import { type ExtractPorts, type ExtractReport, type ExtractSettings, extract } from './extract.js';
 import {
@@ -153,16 +154,21 @@ export interface PipelineStatus {
 }
 
 /** Files per state (from the bucket) and rows, orphans, rejects, last runs (from the warehouse). */
-export async function status(ports: Pick<IngestPorts, 'store' | 'warehouse'>): Promise<PipelineStatus> {
+export async function status(
+  ports: Pick<IngestPorts, 'store' | 'warehouse'> & { readonly work?: ObjectStore | undefined },
+): Promise<PipelineStatus> {
   const files = {} as FileCounts;
   for (const entity of ENTITIES) {
     const counts = Object.fromEntries(OBJECT_STATES.map((s) => [s, 0])) as Record<ObjectState, number>;
     for (const object of await ports.store.list(`${entity}/`)) {
       const key = parseObjectKey(object.key);
-      if (!key || object.key.endsWith('.error.json') || object.key.endsWith('.rows.ndjson')) continue;
-      if (key.state === 'staging' && !object.key.includes('/parts/') && !object.key.includes('/pages/'))
-        continue;
+      if (!key || key.state === 'staging') continue; // staging lives in the work area, not here
+      if (object.key.endsWith('.error.json') || object.key.endsWith('.rows.ndjson')) continue;
       counts[key.state]++;
+    }
+    // The connector's staged pages and parts, in its work area.
+    for (const object of ports.work ? await ports.work.list(`${entity}/staging/runs/`) : []) {
+      if (object.key.includes('/parts/') || object.key.includes('/pages/')) counts.staging++;
     }
     files[entity] = counts;
   }

@@ -152,7 +152,8 @@ Commands:
 Connector tuning (run, extract, demo): --concurrency N (4), --page-size N (250), --file-bytes SIZE (128MiB),
   --timeout-ms N (30000), --max-attempts N (8); loader: --max-file-bytes SIZE (1GiB); --log-format json|text
 
-Deployed pipeline (status --gcp): GOOGLE_CLOUD_PROJECT, PIPELINE_BUCKET, BIGQUERY_LOCATION, EVENTS_TOPIC, MERGE_WORKFLOW
+Deployed pipeline (status --gcp): GOOGLE_CLOUD_PROJECT, PIPELINE_BUCKET, BIGQUERY_LOCATION, EVENTS_TOPIC, MERGE_WORKFLOW,
+  PIPELINE_WORK_BUCKET (optional: staged pages in the status)
 
 Environment: RETAIL_API_URL, RETAIL_API_KEY, PIPELINE_HOME (default ./.pipeline), LOG_FORMAT,
   CONNECTOR_CONCURRENCY, CONNECTOR_PAGE_SIZE, CONNECTOR_FILE_BYTES, RETAIL_API_TIMEOUT_MS, LOADER_MAX_FILE_BYTES
@@ -498,6 +499,8 @@ export function byteSize(name: string, raw: string | undefined, fallback: number
 export interface GcpConfig {
   readonly projectId: string;
   readonly bucket: string;
+  /** The connector's work bucket (PIPELINE_WORK_BUCKET); required by the connector job only. */
+  readonly workBucket: string | undefined;
   /** BigQuery location of the datasets (EU, US, europe-west1 ...). */
   readonly bigqueryLocation: string;
   /** Pub/Sub topic id of the pipeline events. */
@@ -542,6 +545,7 @@ export function parseGcpConfig(env: Env): GcpConfig {
   return Object.freeze({
     projectId,
     bucket: required(env, 'PIPELINE_BUCKET', 'the bucket name, without gs://').replace(/^gs:\/\//, ''),
+    workBucket: env.PIPELINE_WORK_BUCKET?.trim().replace(/^gs:\/\//, '') || undefined,
     bigqueryLocation: required(env, 'BIGQUERY_LOCATION', 'the location of the BigQuery datasets'),
     eventsTopic: required(env, 'EVENTS_TOPIC', 'the Pub/Sub topic id of the pipeline events'),
     mergeWorkflow: workflow,
@@ -580,8 +584,14 @@ export function parseConnectorJob(argv: readonly string[], env: Env): ConnectorJ
       'missing RETAIL_API_KEY or RETAIL_API_KEY_SECRET (the Secret Manager secret holding the API key)',
     );
   }
+  const gcp = parseGcpConfig(env);
+  if (!gcp.workBucket) {
+    throw new ConfigError(
+      "missing PIPELINE_WORK_BUCKET (the connector's work bucket for staged pages, without gs://)",
+    );
+  }
   return Object.freeze({
-    gcp: parseGcpConfig(env),
+    gcp,
     apiUrl: apiUrl({}, env),
     apiKey: key
       ? { value: new Secret(key) }

@@ -213,7 +213,7 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
           );
           io.stdout.write(`\n${formatStatus(await status(runtime))}`);
           io.stdout.write(
-            `\nEverything lives in ${localPaths(config.home).home} (bucket/, warehouse.duckdb, events.ndjson).\n`,
+            `\nEverything lives in ${localPaths(config.home).home} (bucket/, work/, warehouse.duckdb, events.ndjson).\n`,
           );
           return exitFor(outcomes);
         });

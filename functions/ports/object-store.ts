@@ -1,3 +1,5 @@
+import { ObjectNotFoundError, PreconditionFailedError } from '../core/errors.js';
+
 /** An object in the bucket (GCS) or the bucket folder (local). */
 export interface ObjectInfo {
   readonly key: string;
@@ -10,6 +12,12 @@ export interface ObjectInfo {
 export interface WriteOptions {
   /** `'0'`: only if the object does not exist yet; otherwise only if this is its generation. */
   readonly ifGenerationMatch?: string;
+}
+
+export interface CopyOptions {
+  readonly ifSourceGenerationMatch?: string;
+  /** Fail with PreconditionFailedError instead of replacing an existing destination. */
+  readonly ifDestinationAbsent?: boolean;
 }
 
 export interface MoveOptions {
@@ -29,6 +37,11 @@ export interface ObjectStore {
   read(key: string): Promise<Buffer>;
   readStream(key: string): AsyncIterable<Buffer>;
   write(key: string, data: string | Uint8Array, options?: WriteOptions): Promise<ObjectInfo>;
+  /**
+   * Writes what `source` yields as one object without holding it in memory. Nothing is visible
+   * under `key` until the whole object is (a failed or abandoned write leaves no object).
+   */
+  writeStream(key: string, source: AsyncIterable<Uint8Array>, options?: WriteOptions): Promise<ObjectInfo>;
   stat(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, at any depth, sorted by key. */
   list(prefix: string): Promise<ObjectInfo[]>;
@@ -37,4 +50,32 @@ export interface ObjectStore {
   /** Concatenates the sources, in order, into `destination` (GCS compose). */
   compose(sources: readonly string[], destination: string): Promise<ObjectInfo>;
   move(source: string, destination: string, options?: MoveOptions): Promise<ObjectInfo>;
+  /**
+   * Copies an object of this store to `destination` in `target` (this store or another one, e.g.
+   * the connector's work bucket into the pipeline bucket); the source stays. Server-side where
+   * both stores are of one kind, streamed otherwise.
+   */
+  copyTo(key: string, target: ObjectStore, destination: string, options?: CopyOptions): Promise<ObjectInfo>;
+}
+
+/** copyTo between stores of different kinds: the bytes stream through, create-only if asked. */
+export async function streamCopy(
+  source: ObjectStore,
+  key: string,
+  target: ObjectStore,
+  destination: string,
+  options: CopyOptions = {},
+): Promise<ObjectInfo> {
+  if (options.ifSourceGenerationMatch !== undefined) {
+    const current = await source.stat(key);
+    if (!current) throw new ObjectNotFoundError(`no object ${source.location}/${key}`);
+    if (current.generation !== options.ifSourceGenerationMatch) {
+      throw new PreconditionFailedError(`${key} is not at generation ${options.ifSourceGenerationMatch}`);
+    }
+  }
+  return target.writeStream(
+    destination,
+    source.readStream(key),
+    options.ifDestinationAbsent ? { ifGenerationMatch: '0' } : {},
+  );
 }

@@ -10,12 +10,16 @@ import { objectStoreContract } from './object-store.contract.js';
 async function gcs(options: Record<string, unknown> = {}) {
   const fake = await startFakeGcs({ autoCreateBuckets: true, ...options });
   const storage = new Storage(fake.clientOptions({ projectId: 'p', retryOptions: NO_RETRY }));
-  return { fake, store: new GcsObjectStore(storage.bucket('pipeline')) };
+  return {
+    fake,
+    store: new GcsObjectStore(storage.bucket('pipeline')),
+    other: new GcsObjectStore(storage.bucket('pipeline-work')),
+  };
 }
 
 objectStoreContract('GcsObjectStore (GCS JSON API at the HTTP level)', async () => {
-  const { fake, store } = await gcs({ pageSize: 2 });
-  return { store, dispose: () => fake.stop() };
+  const { fake, store, other } = await gcs({ pageSize: 2 });
+  return { store, other, dispose: () => fake.stop() };
 });
 
 describe('GcsObjectStore requests', () => {

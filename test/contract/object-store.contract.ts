@@ -6,16 +6,36 @@ import type { ObjectStore } from '../../functions/ports/object-store.js';
 /** What every ObjectStore adapter must do; run against each adapter that can run here. */
 export function objectStoreContract(
   name: string,
-  make: () => Promise<{ store: ObjectStore; dispose(): Promise<void> }>,
+  /** `store` and `other`: two buckets of one kind (the pipeline bucket and the work bucket). */
+  make: () => Promise<{ store: ObjectStore; other: ObjectStore; dispose(): Promise<void> }>,
 ): void {
-  const withStore = (fn: (store: ObjectStore) => Promise<void>) => async () => {
-    const { store, dispose } = await make();
+  const withStores = (fn: (store: ObjectStore, other: ObjectStore) => Promise<void>) => async () => {
+    const { store, other, dispose } = await make();
     try {
-      await fn(store);
+      await fn(store, other);
     } finally {
       await dispose();
     }
   };
+  const withStore = (fn: (store: ObjectStore) => Promise<void>) => withStores((store) => fn(store));
+  /** The same store seen through another type: copyTo cannot take its server-side path. */
+  const foreign = (store: ObjectStore): ObjectStore => ({
+    location: store.location,
+    read: (k) => store.read(k),
+    readStream: (k) => store.readStream(k),
+    write: (k, d, o) => store.write(k, d, o),
+    writeStream: (k, src, o) => store.writeStream(k, src, o),
+    stat: (k) => store.stat(k),
+    list: (p) => store.list(p),
+    delete: (k, o) => store.delete(k, o),
+    compose: (src, d) => store.compose(src, d),
+    move: (a, b, o) => store.move(a, b, o),
+    copyTo: (k, t, d, o) => store.copyTo(k, t, d, o),
+  });
+  async function* chunks(parts: readonly string[], fail?: () => Promise<void>): AsyncIterable<Uint8Array> {
+    for (const part of parts) yield Buffer.from(part);
+    if (fail) await fail();
+  }
   const text = async (store: ObjectStore, key: string) => (await store.read(key)).toString('utf8');
 
   describe(`ObjectStore contract: ${name}`, () => {
@@ -117,6 +137,64 @@ export function objectStoreContract(
         assert.equal(await text(store, 'a/dst'), 'old');
         assert.equal(await text(store, 'a/src'), 'new');
         await assert.rejects(store.move('a/none', 'a/x'), ObjectNotFoundError);
+      }),
+    );
+
+    test(
+      'a streamed write is one object, visible only once complete; a failed stream leaves nothing',
+      withStore(async (store) => {
+        const big = 'x'.repeat(300_000);
+        const info = await store.writeStream(
+          'sales/processing/1/a.json.rows.ndjson',
+          chunks(['{"a":1}\n', big, '\n']),
+        );
+        assert.equal(info.size, 8 + big.length + 1);
+        assert.equal(await text(store, 'sales/processing/1/a.json.rows.ndjson'), `{"a":1}\n${big}\n`);
+        await assert.rejects(
+          store.writeStream(
+            'sales/processing/1/b.json.rows.ndjson',
+            chunks(['{"b":1}\n', big], async () => {
+              assert.equal(await store.stat('sales/processing/1/b.json.rows.ndjson'), undefined);
+              throw new Error('source failed');
+            }),
+          ),
+          /source failed/,
+        );
+        assert.equal(await store.stat('sales/processing/1/b.json.rows.ndjson'), undefined);
+        await assert.rejects(
+          store.writeStream('sales/processing/1/a.json.rows.ndjson', chunks(['y']), {
+            ifGenerationMatch: '0',
+          }),
+          PreconditionFailedError,
+        );
+        assert.equal(await text(store, 'sales/processing/1/a.json.rows.ndjson'), `{"a":1}\n${big}\n`);
+      }),
+    );
+
+    test(
+      'copyTo another bucket: create-only, the source stays, a missing source is not found',
+      withStores(async (store, other) => {
+        for (const target of [other, foreign(other)]) {
+          await other.delete('sales/in/f.json');
+          const source = await store.write('sales/staging/runs/r/parts/p.json', '{"id":1}\n{"id":2}\n');
+          const copied = await store.copyTo('sales/staging/runs/r/parts/p.json', target, 'sales/in/f.json', {
+            ifDestinationAbsent: true,
+          });
+          assert.equal(copied.size, source.size);
+          assert.equal(await text(other, 'sales/in/f.json'), '{"id":1}\n{"id":2}\n');
+          assert.ok(await store.stat('sales/staging/runs/r/parts/p.json'), 'the source stays');
+          await assert.rejects(
+            store.copyTo('sales/staging/runs/r/parts/p.json', target, 'sales/in/f.json', {
+              ifDestinationAbsent: true,
+            }),
+            PreconditionFailedError,
+          );
+          await assert.rejects(
+            store.copyTo('sales/staging/runs/r/parts/missing.json', target, 'sales/in/g.json'),
+            ObjectNotFoundError,
+          );
+          assert.equal(await other.stat('sales/in/g.json'), undefined);
+        }
       }),
     );
   });

@@ -55,7 +55,9 @@ describe('retail-pipeline extract against the sandbox', () => {
       assert.deepEqual(sorted(await recordsIn(store, 'products/in/')), sorted(sandbox.data.products));
       assert.deepEqual(sorted(await recordsIn(store, 'customers/in/')), sorted(sandbox.data.customers));
       assert.ok((await store.list('sales/in/')).length >= 3, 'the first run wrote several files of ~200 KiB');
-      assert.deepEqual(await store.list('sales/staging/'), [], 'nothing left in staging');
+      const work = new FsObjectStore(join(home.path, 'work'));
+      assert.deepEqual(await work.list('sales/staging/runs/'), [], 'nothing left in staging');
+      assert.deepEqual(await store.list('sales/staging/'), [], 'nothing staged in the bucket folder');
 
       const twice = [...sandbox.stats.pagesServed].filter(([, n]) => n > 1);
       assert.deepEqual(twice, [], 'no page received whole was fetched again');
@@ -113,7 +115,7 @@ describe('retail-pipeline extract against the sandbox', () => {
       );
       const store = new FsObjectStore(join(home.path, 'bucket'));
       assert.deepEqual(sorted(await recordsIn(store, 'sales/in/')), sorted(sandbox.data.sales));
-      assert.deepEqual(await store.list('sales/staging/'), []);
+      assert.deepEqual(await new FsObjectStore(join(home.path, 'work')).list('sales/staging/runs/'), []);
     } finally {
       await sandbox.close();
     }

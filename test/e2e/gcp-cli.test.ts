@@ -46,6 +46,7 @@ describe('the Cloud Run Job entry point', () => {
   const env = {
     GOOGLE_CLOUD_PROJECT: 'p',
     PIPELINE_BUCKET: 'gs://pipeline',
+    PIPELINE_WORK_BUCKET: 'pipeline-work',
     BIGQUERY_LOCATION: 'EU',
     EVENTS_TOPIC: 'pipeline-events',
     MERGE_WORKFLOW: 'projects/p/locations/europe-west1/workflows/merge',
@@ -58,6 +59,7 @@ describe('the Cloud Run Job entry point', () => {
     assert.equal(config.entity, 'sales');
     assert.equal(config.startSalesId, 1001n);
     assert.equal(config.gcp.bucket, 'pipeline');
+    assert.equal(config.gcp.workBucket, 'pipeline-work');
     assert.deepEqual(config.apiKey, { secret: 'projects/p/secrets/retail-api-key/versions/latest' });
     const fromEnv = parseConnectorJob(['--endpoint', 'sales'], {
       ...env,
@@ -76,6 +78,7 @@ describe('the Cloud Run Job entry point', () => {
       { ...env, RETAIL_API_KEY_SECRET: '' },
       'missing RETAIL_API_KEY or RETAIL_API_KEY_SECRET',
     ],
+    [['--endpoint', 'sales'], { ...env, PIPELINE_WORK_BUCKET: '' }, 'missing PIPELINE_WORK_BUCKET'],
     [
       ['--endpoint', 'sales'],
       { ...env, MERGE_WORKFLOW: 'merge' },

@@ -62,7 +62,8 @@ async function snapshot(home: string) {
         record: r.record,
       })),
       rawSales: Number((await warehouse.query('SELECT count(*) AS n FROM raw.sales'))[0]?.n),
-      files: await store.list(''),
+      // The bucket folder, and the connector's staged runs in the work folder beside it.
+      files: [...(await store.list('')), ...(await new FsObjectStore(join(home, 'work')).list(''))],
     };
   } finally {
     warehouse.close();

@@ -35,6 +35,8 @@ export interface FakeGcs extends FakeBase {
   putObject(bucket: string, name: string, data: string | Buffer): any;
   getObject(bucket: string, name: string): { data: Buffer; resource: { generation: string } } | undefined;
   listObjects(bucket: string): string[];
+  /** The object-finalize events so far (every object created or overwritten), in order. */
+  finalized(bucket?: string): { bucket: string; name: string; generation: string }[];
 }
 export interface FakeBigQuery extends FakeBase {
   scriptJob(match: unknown, outcome: Record<string, unknown>, options?: { times?: number }): void;

@@ -435,6 +435,9 @@ export async function startFakeGcs(opts = {}) {
   } = opts;
   const buckets = new Map(); // bucketName -> Map(objectName -> obj)
   const sessions = new Map(); // resumable upload_id -> { bucket, name, meta, query, chunks, received, done }
+  // Every object created or overwritten, in order: what GCS sends an object-finalize event for
+  // (uploads, copies and rewrites, composes; https://cloud.google.com/storage/docs/pubsub-notifications).
+  const finalized = [];
   let uploadCounter = 0;
   let nextGeneration = firstGeneration;
   let base = ''; // set after listen, used for selfLink/mediaLink
@@ -465,6 +468,7 @@ export async function startFakeGcs(opts = {}) {
       updated: now,
     };
     b.set(name, obj);
+    finalized.push({ bucket, name, generation: String(generation) });
     return { obj, prev };
   }
 
@@ -978,6 +982,10 @@ export async function startFakeGcs(opts = {}) {
       const o = buckets.get(bucket)?.get(name);
       return o ? { data: o.data, resource: resource(bucket, name, o) } : undefined;
     },
+    /** The object-finalize events so far (bucket, name, generation), in order. */
+    finalized(bucket) {
+      return finalized.filter((f) => bucket === undefined || f.bucket === bucket).map((f) => ({ ...f }));
+    },
     /** Sorted object names in a bucket. */
     listObjects(bucket) {
       return [...(buckets.get(bucket)?.keys() || [])].sort();
@@ -986,6 +994,7 @@ export async function startFakeGcs(opts = {}) {
     reset() {
       buckets.clear();
       sessions.clear();
+      finalized.length = 0;
       srv.clearRequests();
       srv.clearFaults();
     },

@@ -45,6 +45,7 @@ const SKIP = UNAVAILABLE ? `skipped: ${UNAVAILABLE}` : false;
 
 const PROJECT = 'retail-pipeline-test';
 const BUCKET = 'pipeline';
+const WORK_BUCKET = 'pipeline-work';
 const KEY = 'integration-key-81b2';
 const WORKFLOW = fileURLToPath(new URL('../../workflows/merge.yaml', import.meta.url));
 const SQL_ROOT = fileURLToPath(new URL('../../sql/', import.meta.url));
@@ -59,6 +60,7 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
   const received: { data: PipelineEvent; attributes: Record<string, string> }[] = [];
   let gcs: FakeGcs;
   let store: GcsObjectStore;
+  let work: GcsObjectStore;
   let home: Awaited<ReturnType<typeof tempDir>>;
   let warehouse: DuckDbWarehouse;
   let events: PubSubPublisher;
@@ -80,6 +82,9 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
     gcs = await startFakeGcs({ autoCreateBuckets: true });
     store = new GcsObjectStore(
       new Storage(gcs.clientOptions({ projectId: PROJECT, retryOptions: NO_RETRY })).bucket(BUCKET),
+    );
+    work = new GcsObjectStore(
+      new Storage(gcs.clientOptions({ projectId: PROJECT, retryOptions: NO_RETRY })).bucket(WORK_BUCKET),
     );
 
     home = await tempDir();
@@ -236,6 +241,7 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
     const connector = {
       api,
       store,
+      work,
       clock,
       randomness: new CryptoRandomness(),
       logger: new MemoryLogger(),
@@ -253,8 +259,19 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
     };
     let mode: 'binary' | 'structured' = 'binary';
     for (const entity of ['products', 'customers', 'sales'] as const) {
+      const [mainBefore, workBefore] = [gcs.finalized(BUCKET).length, gcs.finalized(WORK_BUCKET).length];
       const report = await extract({ entity }, connector, settings);
-      assert.ok(report.runs[0]?.files.length);
+      const files = report.runs.flatMap((r) => r.files);
+      assert.ok(files.length);
+      // Each object finalized in the pipeline bucket is one loader invocation: exactly one per
+      // published file, none for the run's staged pages, cursors, parts and lease renewals.
+      const invocations = gcs.finalized(BUCKET).slice(mainBefore);
+      assert.deepEqual(invocations.map((f) => f.name).sort(), [...files].sort(), entity);
+      assert.ok(
+        gcs.finalized(WORK_BUCKET).length - workBefore > invocations.length,
+        `${entity}: the staging writes went to the work bucket`,
+      );
+      assert.deepEqual(await work.list(`${entity}/staging/runs/`), [], `${entity}: staging cleaned up`);
       for (const file of await store.list(`${entity}/in/`)) {
         assert.equal(await deliver(file.key, file.generation, mode), 204);
         mode = mode === 'binary' ? 'structured' : 'binary';

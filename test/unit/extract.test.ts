@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { FsObjectStore } from '../../functions/adapters/local/fs-object-store.js';
 import { type ExtractPorts, type ExtractSettings, extract } from '../../functions/app/extract.js';
@@ -11,7 +12,7 @@ import {
 } from '../../functions/core/errors.js';
 import { integerOf, memberText } from '../../functions/core/json-text.js';
 import type { PageResult } from '../../functions/core/page.js';
-import type { ObjectStore } from '../../functions/ports/object-store.js';
+import { type ObjectStore, streamCopy } from '../../functions/ports/object-store.js';
 import type { PageRequest, RetailApi } from '../../functions/ports/retail-api.js';
 import {
   FakeClock,
@@ -72,10 +73,22 @@ const settings: ExtractSettings = {
   leaseTtlMs: 60_000,
 };
 
-function ports(store: ObjectStore, api: RetailApi): ExtractPorts {
+interface Stores {
+  /** The pipeline bucket (files published into in/). */
+  readonly store: ObjectStore;
+  /** The connector's work area. */
+  readonly work: ObjectStore;
+}
+
+function stores(root: string): { store: FsObjectStore; work: FsObjectStore } {
+  return { store: new FsObjectStore(join(root, 'bucket')), work: new FsObjectStore(join(root, 'work')) };
+}
+
+function ports({ store, work }: Stores, api: RetailApi): ExtractPorts {
   return {
     api,
     store,
+    work,
     clock: new FakeClock(),
     randomness: new SeqRandomness(),
     logger: new MemoryLogger(),
@@ -85,18 +98,28 @@ function ports(store: ObjectStore, api: RetailApi): ExtractPorts {
 
 const sorted = (xs: string[]) => [...xs].sort();
 
-/** A store that dies (like kill -9) at the n-th change it is asked to make. */
-class CrashingStore implements ObjectStore {
+/** Stores that die (like kill -9) at the n-th change they are asked to make, counted across both. */
+class Crash {
   changes = 0;
+  constructor(readonly at: number) {}
+  tick(): void {
+    if (++this.changes >= this.at) throw new Error('crash');
+  }
+  stores(inner: Stores): Stores {
+    return { store: new CrashingStore(inner.store, this), work: new CrashingStore(inner.work, this) };
+  }
+}
+
+class CrashingStore implements ObjectStore {
   constructor(
     private readonly inner: ObjectStore,
-    private readonly crashAt: number,
+    private readonly crash: Crash,
   ) {}
   get location() {
     return this.inner.location;
   }
   private tick(): void {
-    if (++this.changes >= this.crashAt) throw new Error('crash');
+    this.crash.tick();
   }
   read = (key: string) => this.inner.read(key);
   readStream = (key: string) => this.inner.readStream(key);
@@ -118,24 +141,33 @@ class CrashingStore implements ObjectStore {
     this.tick();
     return this.inner.move(...args);
   };
+  writeStream: ObjectStore['writeStream'] = async (...args) => {
+    this.tick();
+    return this.inner.writeStream(...args);
+  };
+  // The copy lands in the target through the target's own writeStream (counted there).
+  copyTo: ObjectStore['copyTo'] = (key, target, destination, options) =>
+    streamCopy(this, key, target, destination, options);
 }
 
 describe('extract (connector use case)', () => {
   test('full refresh: every record once, files of about the target size, staging cleaned up', async () => {
     await using dir = await tempDir();
-    const store = new FsObjectStore(dir.path);
+    const s = stores(dir.path);
+    const { store } = s;
     const products = Array.from(
       { length: 95 },
       (_, i) => `{"product_sku":"SKU-${String(i).padStart(4, '0')}","unit_amount":"1.50"}`,
     );
     const api = new FakeApi({ products, customers: [], sales: [] });
-    const report = await extract({ entity: 'products' }, ports(store, api), settings);
+    const report = await extract({ entity: 'products' }, ports(s, api), settings);
     assert.deepEqual(sorted(await recordsIn(store, 'products/in/')), sorted(products));
     const files = await store.list('products/in/');
     assert.ok(files.length >= 2, 'pages are joined into several files by size');
     for (const f of files.slice(0, -1)) assert.ok(f.size >= settings.targetFileBytes);
     assert.match(files[0]?.key ?? '', /^products\/in\/products_\d{8}_\d{4}_[0-9a-f-]{36}\.json$/);
-    assert.deepEqual(await store.list('products/staging/'), []);
+    assert.deepEqual(await s.work.list('products/staging/'), []);
+    assert.deepEqual(await store.list('products/staging/'), [], 'nothing staged in the pipeline bucket');
     assert.equal(report.runs[0]?.records, 95);
     assert.equal(api.requests.length, 10, 'pages 1..10, no page twice');
     assert.ok(
@@ -146,12 +178,13 @@ describe('extract (connector use case)', () => {
 
   test('sales are incremental: the next run starts after the largest id waiting in in/', async () => {
     await using dir = await tempDir();
-    const store = new FsObjectStore(dir.path);
+    const s = stores(dir.path);
+    const { store } = s;
     const api = new FakeApi({ products: [], customers: [], sales: salesUpTo(25) });
-    const first = await extract({ entity: 'sales' }, ports(store, api), settings);
+    const first = await extract({ entity: 'sales' }, ports(s, api), settings);
     assert.equal(first.runs[0]?.startSalesId, '1');
     api.records.sales.push(sale(30), sale(31));
-    const second = await extract({ entity: 'sales' }, ports(store, api), settings);
+    const second = await extract({ entity: 'sales' }, ports(s, api), settings);
     assert.equal(second.runs[0]?.startSalesId, '26');
     assert.equal(second.runs[0]?.records, 2);
     assert.deepEqual(sorted(await recordsIn(store, 'sales/in/')), sorted(api.records.sales));
@@ -159,9 +192,10 @@ describe('extract (connector use case)', () => {
 
   test('the warehouse watermark counts too, and --start-sales-id overrides it', async () => {
     await using dir = await tempDir();
-    const store = new FsObjectStore(dir.path);
+    const s = stores(dir.path);
+    const { store } = s;
     const api = new FakeApi({ products: [], customers: [], sales: salesUpTo(40) });
-    const p = { ...ports(store, api), ingested: { maxSaleId: async () => 35n } };
+    const p = { ...ports(s, api), ingested: { maxSaleId: async () => 35n } };
     assert.equal((await extract({ entity: 'sales' }, p, settings)).runs[0]?.records, 5);
     const explicit = await extract({ entity: 'sales', startSalesId: 39n }, p, settings);
     assert.deepEqual(
@@ -172,7 +206,8 @@ describe('extract (connector use case)', () => {
 
   test('transient faults are retried; a fault that persists fails the run with one clear message', async () => {
     await using dir = await tempDir();
-    const store = new FsObjectStore(dir.path);
+    const s = stores(dir.path);
+    const { store } = s;
     const api = new FakeApi({ products: [], customers: [], sales: salesUpTo(45) });
     api.fault = (r, attempt) =>
       r.page === 2 && attempt <= 2
@@ -180,7 +215,7 @@ describe('extract (connector use case)', () => {
         : r.page === 4
           ? new TransientError('HTTP 502')
           : undefined;
-    await assert.rejects(extract({ entity: 'sales' }, ports(store, api), settings), (error: unknown) => {
+    await assert.rejects(extract({ entity: 'sales' }, ports(s, api), settings), (error: unknown) => {
       assert.ok(error instanceof RetriesExhaustedError);
       assert.equal(error.message, 'GET /sales page 4 failed after 4 tries: HTTP 502');
       return true;
@@ -188,7 +223,7 @@ describe('extract (connector use case)', () => {
     // The pages received before the failure are durable: the re-run fetches only what was missing.
     api.fault = undefined;
     const before = api.requests.length;
-    const report = await extract({ entity: 'sales' }, ports(store, api), settings);
+    const report = await extract({ entity: 'sales' }, ports(s, api), settings);
     assert.equal(report.runs.length, 1);
     assert.ok(report.runs[0]?.resumed);
     const refetched = api.requests.slice(before).map((r) => r.page);
@@ -203,16 +238,14 @@ describe('extract (connector use case)', () => {
     await using dir = await tempDir();
     const api = new FakeApi({ products: [], customers: [], sales: salesUpTo(5) });
     api.fault = () => new TerminalError('the Retail API refused the API key (HTTP 401)');
-    await assert.rejects(
-      extract({ entity: 'sales' }, ports(new FsObjectStore(dir.path), api), settings),
-      /HTTP 401/,
-    );
+    await assert.rejects(extract({ entity: 'sales' }, ports(stores(dir.path), api), settings), /HTTP 401/);
   });
 
   test('a live run holds the lease: a second run of the same entity is refused', async () => {
     await using dir = await tempDir();
-    const store = new FsObjectStore(dir.path);
-    await store.write(
+    const s = stores(dir.path);
+    const { store } = s;
+    await s.work.write(
       'sales/staging/lease.json',
       JSON.stringify({
         owner: 'other',
@@ -223,7 +256,7 @@ describe('extract (connector use case)', () => {
       }),
     );
     const api = new FakeApi({ products: [], customers: [], sales: salesUpTo(5) });
-    const p = { ...ports(store, api), holder: { ...localHolderFake, isAlive: () => true } };
+    const p = { ...ports(s, api), holder: { ...localHolderFake, isAlive: () => true } };
     await assert.rejects(extract({ entity: 'sales' }, p, settings), LeaseHeldError);
     assert.equal(api.requests.length, 0);
   });
@@ -234,10 +267,13 @@ describe('extract (connector use case)', () => {
     let total: number;
     {
       await using dir = await tempDir();
-      const counting = new CrashingStore(new FsObjectStore(dir.path), Number.POSITIVE_INFINITY);
+      const counting = new Crash(Number.POSITIVE_INFINITY);
       await extract(
         { entity: 'sales' },
-        ports(counting, new FakeApi({ products: [], customers: [], sales: records })),
+        ports(
+          counting.stores(stores(dir.path)),
+          new FakeApi({ products: [], customers: [], sales: records }),
+        ),
         settings,
       );
       total = counting.changes;
@@ -245,20 +281,21 @@ describe('extract (connector use case)', () => {
     assert.ok(total > 20);
     for (let crashAt = 1; crashAt <= total; crashAt++) {
       await using dir = await tempDir();
-      const store = new FsObjectStore(dir.path);
+      const s = stores(dir.path);
+      const { store } = s;
       const api = new FakeApi({ products: [], customers: [], sales: records });
       // The last change is releasing the lease, whose failure is only logged: the run itself succeeded.
-      const crashed = extract({ entity: 'sales' }, ports(new CrashingStore(store, crashAt), api), settings);
+      const crashed = extract({ entity: 'sales' }, ports(new Crash(crashAt).stores(s), api), settings);
       if (crashAt < total) await assert.rejects(crashed, /crash/, `crash at change ${crashAt}`);
       else await crashed;
-      await extract({ entity: 'sales' }, ports(store, api), settings);
+      await extract({ entity: 'sales' }, ports(s, api), settings);
       assert.deepEqual(
         sorted(await recordsIn(store, 'sales/in/')),
         sorted(records),
         `crash at change ${crashAt}`,
       );
       assert.deepEqual(
-        (await store.list('sales/staging/')).map((o) => o.key),
+        (await s.work.list('sales/staging/')).map((o) => o.key),
         [],
         `staging empty after crash at ${crashAt}`,
       );
@@ -266,5 +303,41 @@ describe('extract (connector use case)', () => {
       const fetched = api.requests.length;
       assert.ok(fetched <= 8 + settings.concurrency, `crash at ${crashAt}: ${fetched} page requests`);
     }
+  });
+
+  test('a file the loader took before the crash that interrupted its publishing is not published again', async () => {
+    await using dir = await tempDir();
+    const s = stores(dir.path);
+    const api = new FakeApi({ products: [], customers: [], sales: salesUpTo(73) });
+    // Dies right after the first file was copied into in/, before its staged copy is dropped.
+    let armed = true;
+    const work: ObjectStore = Object.assign(Object.create(s.work) as FsObjectStore, {
+      delete: async (key: string, options?: { ifGenerationMatch?: string }) => {
+        if (armed && key.includes('/parts/')) {
+          armed = false;
+          throw new Error('crash');
+        }
+        return s.work.delete(key, options);
+      },
+    });
+    await assert.rejects(
+      extract({ entity: 'sales' }, ports({ store: s.store, work }, api), settings),
+      /crash/,
+    );
+    const [published] = await s.store.list('sales/in/');
+    assert.ok(published);
+    // Meanwhile the loader claims it (and could archive it) before the connector runs again.
+    const name = published.key.split('/').at(-1) ?? '';
+    await s.store.move(published.key, `sales/processing/${published.generation}/${name}`);
+    const report = await extract({ entity: 'sales' }, ports(s, api), settings);
+    assert.ok(report.runs[0]?.resumed);
+    const claimed = await recordsIn(s.store, 'sales/processing/');
+    const waiting = await recordsIn(s.store, 'sales/in/');
+    assert.deepEqual(
+      sorted([...claimed, ...waiting]),
+      sorted(api.records.sales),
+      'every record exactly once',
+    );
+    assert.ok(!(await s.store.stat(`sales/in/${name}`)), 'the claimed file is not published a second time');
   });
 });

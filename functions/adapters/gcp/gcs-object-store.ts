@@ -1,3 +1,5 @@
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { Bucket, File } from '@google-cloud/storage';
 import {
   describeError,
@@ -6,7 +8,14 @@ import {
   TerminalError,
   TransientError,
 } from '../../core/errors.js';
-import type { MoveOptions, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.js';
+import {
+  type CopyOptions,
+  type MoveOptions,
+  type ObjectInfo,
+  type ObjectStore,
+  streamCopy,
+  type WriteOptions,
+} from '../../ports/object-store.js';
 
 /** GCS compose takes at most 32 sources per call. */
 export const COMPOSE_LIMIT = 32;
@@ -96,6 +105,66 @@ export class GcsObjectStore implements ObjectStore {
       throw classifyStorageError(`writing ${this.location}/${key}`, error);
     }
     return info(key, file.metadata as GcsMetadata);
+  }
+
+  /**
+   * A resumable upload: the object exists only once the last chunk is in, so an interrupted
+   * write leaves nothing under `key` (https://cloud.google.com/storage/docs/resumable-uploads).
+   */
+  async writeStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options: WriteOptions = {},
+  ): Promise<ObjectInfo> {
+    const file = this.file(key);
+    // An error of the source (e.g. reading another object) is its own, not this upload's.
+    let sourceError: { error: unknown } | undefined;
+    const guarded = async function* (): AsyncIterable<Uint8Array> {
+      try {
+        yield* source;
+      } catch (error) {
+        sourceError = { error };
+        throw error;
+      }
+    };
+    try {
+      await pipeline(
+        Readable.from(guarded(), { objectMode: false }),
+        file.createWriteStream({
+          resumable: true,
+          ...(options.ifGenerationMatch !== undefined
+            ? { preconditionOpts: { ifGenerationMatch: Number(options.ifGenerationMatch) } }
+            : {}),
+        }),
+      );
+    } catch (error) {
+      if (sourceError) throw sourceError.error;
+      throw classifyStorageError(`writing ${this.location}/${key}`, error);
+    }
+    return info(key, file.metadata as GcsMetadata);
+  }
+
+  /** Another bucket: a server-side rewrite (the bytes never pass through this process). */
+  async copyTo(
+    key: string,
+    target: ObjectStore,
+    destination: string,
+    options: CopyOptions = {},
+  ): Promise<ObjectInfo> {
+    if (!(target instanceof GcsObjectStore)) return streamCopy(this, key, target, destination, options);
+    const copied = target.file(destination);
+    try {
+      await this.file(key, options.ifSourceGenerationMatch).copy(copied, {
+        ...(options.ifDestinationAbsent ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
+      });
+      const [metadata] = await copied.getMetadata();
+      return info(destination, metadata as GcsMetadata);
+    } catch (error) {
+      throw classifyStorageError(
+        `copying ${this.location}/${key} to ${target.location}/${destination}`,
+        error,
+      );
+    }
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import {
+  copyFile,
   link,
   mkdir,
   open,
@@ -15,7 +16,14 @@ import {
 } from 'node:fs/promises';
 import { dirname, join, relative, sep } from 'node:path';
 import { ObjectNotFoundError, PreconditionFailedError, TerminalError } from '../../core/errors.js';
-import type { MoveOptions, ObjectInfo, ObjectStore, WriteOptions } from '../../ports/object-store.js';
+import {
+  type CopyOptions,
+  type MoveOptions,
+  type ObjectInfo,
+  type ObjectStore,
+  streamCopy,
+  type WriteOptions,
+} from '../../ports/object-store.js';
 
 const TMP_DIR = '.tmp';
 
@@ -79,6 +87,51 @@ export class FsObjectStore implements ObjectStore {
     const tmp = await this.tmpPath();
     await writeFile(tmp, data);
     return this.install(tmp, key, options.ifGenerationMatch);
+  }
+
+  async writeStream(
+    key: string,
+    source: AsyncIterable<Uint8Array>,
+    options: WriteOptions = {},
+  ): Promise<ObjectInfo> {
+    this.path(key); // an invalid name fails before anything is consumed
+    const tmp = await this.tmpPath();
+    const out = await open(tmp, 'w');
+    try {
+      for await (const chunk of source) await out.write(chunk);
+      await out.close();
+    } catch (error) {
+      await out.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw error;
+    }
+    return this.install(tmp, key, options.ifGenerationMatch);
+  }
+
+  async copyTo(
+    key: string,
+    target: ObjectStore,
+    destination: string,
+    options: CopyOptions = {},
+  ): Promise<ObjectInfo> {
+    if (!(target instanceof FsObjectStore)) return streamCopy(this, key, target, destination, options);
+    const source = await this.stat(key);
+    if (!source) throw new ObjectNotFoundError(`no object ${key}`);
+    if (
+      options.ifSourceGenerationMatch !== undefined &&
+      source.generation !== options.ifSourceGenerationMatch
+    ) {
+      throw new PreconditionFailedError(`${key} is not at generation ${options.ifSourceGenerationMatch}`);
+    }
+    const tmp = await target.tmpPath();
+    try {
+      await copyFile(this.path(key), tmp);
+    } catch (error) {
+      await unlink(tmp).catch(() => undefined);
+      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`);
+      throw error;
+    }
+    return target.install(tmp, destination, options.ifDestinationAbsent ? '0' : undefined);
   }
 
   async compose(sources: readonly string[], destination: string): Promise<ObjectInfo> {
