@@ -7,7 +7,7 @@ import {
   PreconditionFailedError,
   TransientError,
 } from '../core/errors.js';
-import { CLAIM_STALE_AFTER_MS } from '../core/loader-limits.js';
+import { CLAIM_STALE_AFTER_MS, LOADER_MAX_LINE_CHARS, ROWS_BATCH_CHARS } from '../core/loader-limits.js';
 import {
   archiveKey,
   claimKey,
@@ -26,7 +26,7 @@ import type { Logger } from '../ports/logger.js';
 import type { ObjectStore } from '../ports/object-store.js';
 import type { Warehouse } from '../ports/warehouse.js';
 import type { WorkflowStarter } from '../ports/workflows.js';
-import { NotUtf8Error, objectLines } from './object-lines.js';
+import { LineTooLongError, NotUtf8Error, objectLines } from './object-lines.js';
 import { publish } from './publish.js';
 
 /** The object-finalize event, as plain values (bucket, object name, generation). */
@@ -299,28 +299,50 @@ async function normalise(
   if (info.size > maxFileBytes) {
     throw new FileRejectedError(`the file is ${info.size} bytes, over the limit of ${maxFileBytes} bytes`);
   }
-  const out: string[] = [];
   let count = 0;
-  let lineNumber = 0;
   let maxSaleId: bigint | undefined;
-  try {
-    for await (const line of objectLines(store, claim.key, { strict: true })) {
-      lineNumber++;
-      if (!line.trim()) continue;
-      const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber, sys);
-      out.push(row.json);
-      count++;
-      if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
-        maxSaleId = row.saleId;
+  // The rows stream out as they are made, in batches of about 1 MiB: memory holds a batch and one
+  // line, never the file. A rejection ends the stream early, so no rows object is left.
+  async function* rows(): AsyncGenerator<Uint8Array> {
+    let batch: string[] = [];
+    let batched = 0;
+    let lineNumber = 0;
+    try {
+      for await (const line of objectLines(store, claim.key, {
+        strict: true,
+        maxLineChars: LOADER_MAX_LINE_CHARS,
+      })) {
+        lineNumber++;
+        if (!line.trim()) continue;
+        const row = toRawRow(claim.entity, line.endsWith('\r') ? line.slice(0, -1) : line, lineNumber, sys);
+        batch.push(row.json, '\n');
+        batched += row.json.length + 1;
+        count++;
+        if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
+          maxSaleId = row.saleId;
+        if (batched >= ROWS_BATCH_CHARS) {
+          yield Buffer.from(batch.join(''));
+          batch = [];
+          batched = 0;
+        }
+      }
+    } catch (error) {
+      if (error instanceof RecordShapeError) throw new FileRejectedError(error.message, error.line);
+      if (error instanceof NotUtf8Error)
+        throw new FileRejectedError(`the file is ${error.message}`, error.line, { cause: error });
+      if (error instanceof LineTooLongError) {
+        throw new FileRejectedError(
+          `line ${error.line} is longer than ${error.limit} characters, the loader's limit for one record`,
+          error.line,
+          { cause: error },
+        );
+      }
+      throw error;
     }
-  } catch (error) {
-    if (error instanceof RecordShapeError) throw new FileRejectedError(error.message, error.line);
-    if (error instanceof NotUtf8Error)
-      throw new FileRejectedError(`the file is ${error.message}`, error.line);
-    throw error;
+    if (count === 0) throw new FileRejectedError('the file holds no records');
+    if (batch.length) yield Buffer.from(batch.join(''));
   }
-  if (count === 0) throw new FileRejectedError('the file holds no records');
-  await store.write(rowsKey, `${out.join('\n')}\n`);
+  await store.writeStream(rowsKey, rows());
   return { count, maxSaleId };
 }
 

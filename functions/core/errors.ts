@@ -68,7 +68,8 @@ export class FileRejectedError extends TerminalError {
   constructor(
     message: string,
     readonly line?: number | undefined,
+    options?: { cause?: unknown },
   ) {
-    super(message);
+    super(message, options);
   }
 }

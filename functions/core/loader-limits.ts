@@ -11,3 +11,16 @@
 export const LOADER_TIMEOUT_SECONDS = 540;
 
 export const CLAIM_STALE_AFTER_MS = (LOADER_TIMEOUT_SECONDS + 60) * 1000;
+
+/**
+ * The loader's memory. It streams a file (read, check, write the rows file), so what it holds is
+ * a chunk, a batch of rows and one record, never the file: a file of the default limit (1 GiB,
+ * LOADER_MAX_FILE_BYTES) loads in the same memory as a small one. The longest record it takes,
+ * LOADER_MAX_LINE_CHARS, bounds the rest: 4 Mi UTF-16 units (at most 12 MiB of UTF-8, under
+ * BigQuery's 100 MB row limit for JSON loads, https://cloud.google.com/bigquery/quotas#load_jobs)
+ * held as text, parsed and re-serialised stays far under 1 GiB.
+ */
+export const LOADER_MEMORY = '1Gi';
+export const LOADER_MAX_LINE_CHARS = 4 * 2 ** 20;
+/** Rows are written in batches of about this many characters. */
+export const ROWS_BATCH_CHARS = 2 ** 20;

@@ -4,7 +4,7 @@ import { StorageBucket } from '@cdktf/provider-google/lib/storage-bucket/index.j
 import { StorageBucketObject } from '@cdktf/provider-google/lib/storage-bucket-object/index.js';
 import { AssetType, type ITerraformDependable, TerraformAsset } from 'cdktf';
 import { Construct } from 'constructs';
-import { LOADER_TIMEOUT_SECONDS } from '../../functions/core/loader-limits.js';
+import { LOADER_MEMORY, LOADER_TIMEOUT_SECONDS } from '../../functions/core/loader-limits.js';
 
 export interface LoaderProps {
   readonly prefix: string;
@@ -69,7 +69,8 @@ export class Loader extends Construct {
       },
       serviceConfig: {
         serviceAccountEmail: props.serviceAccount,
-        availableMemory: '1Gi',
+        // Streaming: memory does not grow with the file (see loader-limits.ts).
+        availableMemory: LOADER_MEMORY,
         timeoutSeconds: LOADER_TIMEOUT_SECONDS,
         maxInstanceCount: 20,
         ingressSettings: 'ALLOW_INTERNAL_ONLY',

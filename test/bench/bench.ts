@@ -4,14 +4,16 @@
  *  1. connector: sales at 1/5 and full volume, next to a bare concurrent fetch of the same pages;
  *  2. the whole local pipeline (API -> bucket -> raw -> ods -> mart) at full volume, next to a
  *     bare fetch of all three endpoints;
- *  3. an "hourly" run after 1% new sales, against the first run.
+ *  3. an "hourly" run after 1% new sales, against the first run;
+ *  4. the loader alone on a 10 MB and a 500 MB file: time and peak RSS side by side.
  * BENCH_SALES (default 100000) sets the volume; BENCH_CONCURRENCY (default 4) the pages in flight.
  */
 import { spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { writeProductsFile } from '../helpers/big-file.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const KEY = `bench-${process.pid}`;
@@ -131,4 +133,39 @@ try {
 } finally {
   await rm(home, { recursive: true, force: true });
 }
+
+// 4. The loader streams: its memory must not follow the file's size.
+lines.push(
+  '',
+  '4. Loader alone (claim, check, rows file, raw append, archive; products file; no merge)',
+  '',
+  '| file | rows | time | MB/s | peak RSS |',
+  '|---|---|---|---|---|',
+);
+const loaderRss: number[] = [];
+for (const megabytes of [10, 500]) {
+  const dir = await mkdtemp(join(tmpdir(), 'bench-load-'));
+  try {
+    await mkdir(join(dir, 'bucket', 'products', 'in'), { recursive: true });
+    const file = await writeProductsFile(join(dir, 'bucket', 'products', 'in', 'f.json'), megabytes * 1e6);
+    const child = node(['test/bench/worker.ts', 'load', dir]);
+    let out = '';
+    child.stdout.on('data', (d) => {
+      out += d;
+    });
+    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    if (code !== 0) throw new Error(`load worker exited with ${code}`);
+    const load = JSON.parse(out) as Measure;
+    loaderRss.push(load.peakRssMiB);
+    lines.push(
+      `| ${megabytes} MB | ${n(file.records)} | ${s(load)} | ${(file.bytes / 1e6 / (load.ms / 1000)).toFixed(1)} | ${load.peakRssMiB.toFixed(0)} MiB |`,
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+lines.push(
+  '',
+  `Loader peak RSS, 500 MB vs 10 MB file: ${((loaderRss[1] ?? 0) / (loaderRss[0] ?? 1)).toFixed(2)}x`,
+);
 process.stdout.write(`${lines.join('\n')}\n`);

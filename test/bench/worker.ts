@@ -8,7 +8,7 @@
 import { performance } from 'node:perf_hooks';
 import { JsonLogger } from '../../functions/adapters/common/json-logger.js';
 import { extract } from '../../functions/app/extract.js';
-import { runEntities } from '../../functions/app/pipeline.js';
+import { processWaiting, runEntities } from '../../functions/app/pipeline.js';
 import { extractSettings } from '../../functions/compose.js';
 import { localExtractPorts, openLocalRuntime } from '../../functions/compose-local.js';
 import { connectorSettings } from '../../functions/core/config.js';
@@ -16,8 +16,30 @@ import { ENTITIES } from '../../functions/core/entities.js';
 import { Secret } from '../../functions/core/secret.js';
 
 const [mode, url, key, home, concurrency] = process.argv.slice(2);
+if (mode === 'load') {
+  // `load HOME`: the loader alone (claim, check, rows file, raw append, archive) on the files
+  // waiting in HOME's bucket; the merge is not started (it runs in BigQuery in production).
+  const [, loadHome] = process.argv.slice(2);
+  if (!loadHome) throw new Error('usage: worker load HOME');
+  const started = performance.now();
+  const runtime = await openLocalRuntime(
+    loadHome,
+    new JsonLogger(() => undefined, { format: 'json', minSeverity: 'ERROR' }),
+  );
+  const ports = { ...runtime, workflows: { start: async () => undefined } };
+  const report = await processWaiting(ports, { maxFileBytes: 2 ** 30 });
+  runtime.close();
+  const loaded = report.outcomes.filter((o) => o.status === 'loaded');
+  if (loaded.length !== report.outcomes.length)
+    throw new Error(`not loaded: ${JSON.stringify(report.outcomes)}`);
+  const records = loaded.reduce((n, o) => n + ('rows' in o ? o.rows : 0), 0);
+  process.stdout.write(
+    `${JSON.stringify({ mode, records, ms: performance.now() - started, peakRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`,
+  );
+  process.exit(0);
+}
 if (!mode || !url || !key || !home || !concurrency)
-  throw new Error('usage: worker bare|extract|pipeline URL KEY HOME CONCURRENCY');
+  throw new Error('usage: worker bare|extract|pipeline URL KEY HOME CONCURRENCY | worker load HOME');
 const started = performance.now();
 let records = 0;
 const api = { apiUrl: url, apiKey: new Secret(key) };

@@ -80,6 +80,24 @@ describe('GcsObjectStore requests', () => {
     );
   });
 
+  test('a compose that fails after its first round leaves no intermediate object behind', async () => {
+    const keys = Array.from({ length: 70 }, (_, i) => `q/pages/${String(i).padStart(3, '0')}`);
+    for (const [i, key] of keys.entries()) await store.write(key, `${i}\n`);
+    // The third compose of the first round fails for good (a 403 is not retried).
+    let composes = 0;
+    fake.failNext({
+      match: (r: { op: string }) => r.op === 'objects.compose' && ++composes === 3,
+      status: 403,
+      reason: 'forbidden',
+    });
+    await assert.rejects(store.compose(keys, 'q/out.json'));
+    assert.equal(await store.stat('q/out.json'), undefined);
+    assert.deepEqual(
+      fake.listObjects('pipeline').filter((n) => n.includes('.compose-')),
+      [],
+    );
+  });
+
   test('errors are classified: 503 transient, 404 not found, 412 precondition', async () => {
     fake.failNext({ match: 'objects.get.media', status: 503, reason: 'backendError' });
     await assert.rejects(store.read('sales/in/a.json'), TransientError);
@@ -89,5 +107,59 @@ describe('GcsObjectStore requests', () => {
       store.delete('x/y', { ifGenerationMatch: String(Number(info.generation) + 100) }),
       PreconditionFailedError,
     );
+  });
+});
+
+describe('GcsObjectStore keeps the client retrying', () => {
+  test('after every kind of change, a 503 on the next request is still retried by the client', async () => {
+    const fake = await startFakeGcs({ autoCreateBuckets: true });
+    try {
+      const storage = new Storage(fake.clientOptions({ projectId: 'p' })); // the client's retries on
+      const store = new GcsObjectStore(storage.bucket('pipeline'));
+      const work = new GcsObjectStore(storage.bucket('pipeline-work'));
+      async function* rows() {
+        yield Buffer.from('{"a":1}\n');
+      }
+      const changes: [string, () => Promise<unknown>][] = [
+        ['an unconditional write', () => store.write('sales/staging/runs/r/cursor.json', '{}')],
+        ['a rewrite of it', () => store.write('sales/staging/runs/r/cursor.json', '{"n":1}')],
+        [
+          'a create-only write',
+          () => store.write('sales/in/a.json', '{"id":1}\n', { ifGenerationMatch: '0' }),
+        ],
+        ['a streamed write', () => store.writeStream('sales/processing/1/a.json.rows.ndjson', rows())],
+        ['a compose', () => store.compose(['sales/in/a.json', 'sales/in/a.json'], 'sales/in/b.json')],
+        ['a move', () => store.move('sales/in/b.json', 'sales/archive/20250719/b.json')],
+        ['a copy to another bucket', () => store.copyTo('sales/in/a.json', work, 'sales/in/a.json')],
+        ['an unconditional delete', () => store.delete('sales/staging/runs/r/cursor.json')],
+        ['a delete of nothing', () => store.delete('sales/staging/runs/r/none.json')],
+      ];
+      fake.putObject('pipeline', 'sales/in/seed.json', '{"id":0}\n');
+      const mutating = [
+        'objects.insert',
+        'objects.insert.resumable',
+        'objects.rewrite',
+        'objects.compose',
+        'objects.delete',
+      ];
+      for (const [what, change] of changes) {
+        fake.clearRequests();
+        await change();
+        for (const request of fake.requests.filter((r) => mutating.includes(r.op))) {
+          assert.notEqual(
+            request.query.ifGenerationMatch,
+            undefined,
+            `${what}: ${request.op} carries a precondition`,
+          );
+        }
+        assert.equal(storage.retryOptions.autoRetry, true, `${what} left the client's retries on`);
+        fake.clearRequests();
+        fake.failNext({ match: 'objects.get', status: 503, reason: 'backendError' });
+        assert.ok(await store.stat('sales/in/seed.json'), `after ${what}: the stat succeeds on the retry`);
+        assert.equal(fake.find('objects.get').length, 2, `after ${what}: one 503, then the retry`);
+      }
+    } finally {
+      await fake.stop();
+    }
   });
 });

@@ -2,10 +2,16 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { type IngestPorts, ingestObject, recoverClaims } from '../../functions/app/ingest-object.js';
+import {
+  type IngestPorts,
+  type IngestSettings,
+  ingestObject,
+  recoverClaims,
+} from '../../functions/app/ingest-object.js';
 import { processWaiting } from '../../functions/app/pipeline.js';
 import { openLocalRuntime } from '../../functions/compose-local.js';
 import { TransientError } from '../../functions/core/errors.js';
+import { LOADER_MAX_LINE_CHARS } from '../../functions/core/loader-limits.js';
 import { claimKey } from '../../functions/core/object-keys.js';
 import type { ObjectStore } from '../../functions/ports/object-store.js';
 import { MemoryLogger, tempDir } from '../helpers/fakes.js';
@@ -101,7 +107,7 @@ describe('the loader on the local runtime', () => {
       assert.deepEqual(calls, []);
     }));
 
-  const rejected: [string, string | Buffer, RegExp][] = [
+  const rejected: [string, string | Buffer, RegExp, IngestSettings?][] = [
     ['empty.json', '', /the file holds no records/],
     ['blank.json', '\n\n  \n', /the file holds no records/],
     ['array.json', '[{"id":1}]\n', /line 1: a record must be a JSON object, found a list/],
@@ -113,15 +119,22 @@ describe('the loader on the local runtime', () => {
     ['shape.json', `${SALE(1)}\n{"id":2,"items":"x"}\n`, /line 2: items is a string, expected a list/],
     ['notes.txt', 'hello', /only files ending \.json are loaded/],
     ['big.json', `${SALE(1)}\n`.repeat(20_000), /over the limit of 1048576 bytes/],
+    [
+      // Rows of the first lines are already streamed out when line 3 is found too long.
+      'long-line.json',
+      `${SALE(1)}\n${SALE(2)}\n{"id":3,"note":"${'x'.repeat(LOADER_MAX_LINE_CHARS)}"}\n`,
+      new RegExp(`line 3 is longer than ${LOADER_MAX_LINE_CHARS} characters`),
+      { ...settings, maxFileBytes: 2 * LOADER_MAX_LINE_CHARS },
+    ],
   ];
-  for (const [name, body, reason] of rejected) {
+  for (const [name, body, reason, fileSettings = settings] of rejected) {
     test(`${name} goes to failed/ with a sidecar, nothing reaches raw`, () =>
       withRuntime(async (rt, home) => {
         const info = await rt.store.write(`sales/in/${name}`, body);
         const outcome = await ingestObject(
           { bucket: 'b', name: `sales/in/${name}`, generation: info.generation },
           rt,
-          settings,
+          fileSettings,
         );
         assert.equal(outcome.status, 'failed');
         assert.ok(outcome.status === 'failed' && reason.test(outcome.reason), JSON.stringify(outcome));

@@ -20,6 +20,9 @@ import {
 /** GCS compose takes at most 32 sources per call. */
 export const COMPOSE_LIMIT = 32;
 
+/** How often an unconditional change is pinned again after losing a race to another writer. */
+const PINNED_ATTEMPTS = 5;
+
 interface GcsMetadata {
   name?: string;
   size?: string | number;
@@ -93,18 +96,40 @@ export class GcsObjectStore implements ObjectStore {
   }
 
   async write(key: string, data: string | Uint8Array, options: WriteOptions = {}): Promise<ObjectInfo> {
+    if (options.ifGenerationMatch !== undefined) return this.save(key, data, options.ifGenerationMatch);
+    return this.pinned(key, (generation) => this.save(key, data, generation));
+  }
+
+  private async save(key: string, data: string | Uint8Array, generation: string): Promise<ObjectInfo> {
     const file = this.file(key);
     try {
       await file.save(typeof data === 'string' ? data : Buffer.from(data), {
         resumable: false,
-        ...(options.ifGenerationMatch !== undefined
-          ? { preconditionOpts: { ifGenerationMatch: Number(options.ifGenerationMatch) } }
-          : {}),
+        preconditionOpts: { ifGenerationMatch: Number(generation) },
       });
     } catch (error) {
       throw classifyStorageError(`writing ${this.location}/${key}`, error);
     }
     return info(key, file.metadata as GcsMetadata);
+  }
+
+  /**
+   * Every request this adapter sends carries a generation precondition. The storage client
+   * retries only requests it can tell are idempotent, and one write without a precondition
+   * switches retries off for the whole client, never to switch them on again (@google-cloud/storage
+   * 7.x, File#save; https://cloud.google.com/storage/docs/retry-strategy#idempotency). A change the
+   * caller wants unconditional is pinned to the object's current generation (0: absent) and made
+   * again if another writer moved it on in between.
+   */
+  private async pinned<T>(key: string, change: (generation: string) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      const generation = (await this.stat(key))?.generation ?? '0';
+      try {
+        return await change(generation);
+      } catch (error) {
+        if (!(error instanceof PreconditionFailedError) || attempt >= PINNED_ATTEMPTS) throw error;
+      }
+    }
   }
 
   /**
@@ -116,6 +141,10 @@ export class GcsObjectStore implements ObjectStore {
     source: AsyncIterable<Uint8Array>,
     options: WriteOptions = {},
   ): Promise<ObjectInfo> {
+    // A stream is read once: an unconditional write pinned to a generation another writer moved
+    // on cannot be made again here; the caller is told to try again (transient).
+    const pinned = options.ifGenerationMatch === undefined;
+    const generation = options.ifGenerationMatch ?? (await this.stat(key))?.generation ?? '0';
     const file = this.file(key);
     // An error of the source (e.g. reading another object) is its own, not this upload's.
     let sourceError: { error: unknown } | undefined;
@@ -132,14 +161,18 @@ export class GcsObjectStore implements ObjectStore {
         Readable.from(guarded(), { objectMode: false }),
         file.createWriteStream({
           resumable: true,
-          ...(options.ifGenerationMatch !== undefined
-            ? { preconditionOpts: { ifGenerationMatch: Number(options.ifGenerationMatch) } }
-            : {}),
+          preconditionOpts: { ifGenerationMatch: Number(generation) },
         }),
       );
     } catch (error) {
       if (sourceError) throw sourceError.error;
-      throw classifyStorageError(`writing ${this.location}/${key}`, error);
+      const classified = classifyStorageError(`writing ${this.location}/${key}`, error);
+      if (pinned && classified instanceof PreconditionFailedError) {
+        throw new TransientError(`${this.location}/${key} was written by another writer meanwhile`, {
+          cause: classified,
+        });
+      }
+      throw classified;
     }
     return info(key, file.metadata as GcsMetadata);
   }
@@ -152,19 +185,22 @@ export class GcsObjectStore implements ObjectStore {
     options: CopyOptions = {},
   ): Promise<ObjectInfo> {
     if (!(target instanceof GcsObjectStore)) return streamCopy(this, key, target, destination, options);
-    const copied = target.file(destination);
-    try {
-      await this.file(key, options.ifSourceGenerationMatch).copy(copied, {
-        ...(options.ifDestinationAbsent ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
-      });
-      const [metadata] = await copied.getMetadata();
-      return info(destination, metadata as GcsMetadata);
-    } catch (error) {
-      throw classifyStorageError(
-        `copying ${this.location}/${key} to ${target.location}/${destination}`,
-        error,
-      );
-    }
+    const copy = async (generation: string): Promise<ObjectInfo> => {
+      const copied = target.file(destination);
+      try {
+        await this.file(key, options.ifSourceGenerationMatch).copy(copied, {
+          preconditionOpts: { ifGenerationMatch: Number(generation) },
+        });
+        const [metadata] = await copied.getMetadata();
+        return info(destination, metadata as GcsMetadata);
+      } catch (error) {
+        throw classifyStorageError(
+          `copying ${this.location}/${key} to ${target.location}/${destination}`,
+          error,
+        );
+      }
+    };
+    return options.ifDestinationAbsent ? copy('0') : target.pinned(destination, copy);
   }
 
   async stat(key: string): Promise<ObjectInfo | undefined> {
@@ -190,12 +226,15 @@ export class GcsObjectStore implements ObjectStore {
   }
 
   async delete(key: string, options: { ifGenerationMatch?: string } = {}): Promise<void> {
+    if (options.ifGenerationMatch !== undefined) return this.deleteGeneration(key, options.ifGenerationMatch);
+    await this.pinned(key, (generation) =>
+      generation === '0' ? Promise.resolve() : this.deleteGeneration(key, generation),
+    );
+  }
+
+  private async deleteGeneration(key: string, generation: string): Promise<void> {
     try {
-      await this.file(key).delete(
-        options.ifGenerationMatch !== undefined
-          ? { ifGenerationMatch: Number(options.ifGenerationMatch) }
-          : {},
-      );
+      await this.file(key).delete({ ifGenerationMatch: Number(generation) });
     } catch (error) {
       const classified = classifyStorageError(`deleting ${this.location}/${key}`, error);
       if (classified instanceof ObjectNotFoundError) return;
@@ -207,27 +246,40 @@ export class GcsObjectStore implements ObjectStore {
     // More than 32 sources: compose groups into intermediate objects, then those, and so on.
     let current = [...sources];
     const intermediates: string[] = [];
-    for (let round = 0; current.length > COMPOSE_LIMIT; round++) {
-      const next: string[] = [];
-      for (let i = 0; i < current.length; i += COMPOSE_LIMIT) {
-        const key = `${destination}.compose-${round}-${i / COMPOSE_LIMIT}`;
-        await this.combine(current.slice(i, i + COMPOSE_LIMIT), key);
-        intermediates.push(key);
-        next.push(key);
+    try {
+      for (let round = 0; current.length > COMPOSE_LIMIT; round++) {
+        const next: string[] = [];
+        for (let i = 0; i < current.length; i += COMPOSE_LIMIT) {
+          const key = `${destination}.compose-${round}-${i / COMPOSE_LIMIT}`;
+          intermediates.push(key);
+          await this.combine(current.slice(i, i + COMPOSE_LIMIT), key);
+          next.push(key);
+        }
+        current = next;
       }
-      current = next;
+      return await this.combine(current, destination);
+    } finally {
+      // Whether the compose succeeded or not, its intermediate objects go (a failed cleanup is
+      // left to the next try, which composes under the same names and removes them).
+      for (const key of intermediates) await this.delete(key).catch(() => undefined);
     }
-    const result = await this.combine(current, destination);
-    for (const key of intermediates) await this.delete(key);
-    return result;
   }
 
-  private async combine(sources: readonly string[], destination: string): Promise<ObjectInfo> {
+  private combine(sources: readonly string[], destination: string): Promise<ObjectInfo> {
+    return this.pinned(destination, (generation) => this.combineAt(sources, destination, generation));
+  }
+
+  private async combineAt(
+    sources: readonly string[],
+    destination: string,
+    generation: string,
+  ): Promise<ObjectInfo> {
     const target = this.file(destination);
     try {
       await this.bucket.combine(
         sources.map((s) => this.file(s)),
         target,
+        { ifGenerationMatch: Number(generation) },
       );
       const [metadata] = await target.getMetadata();
       return info(destination, metadata as GcsMetadata);
@@ -240,13 +292,17 @@ export class GcsObjectStore implements ObjectStore {
     const current = options.ifSourceGenerationMatch ?? (await this.stat(source))?.generation;
     if (current === undefined) throw new ObjectNotFoundError(`no object ${this.location}/${source}`);
     const target = this.file(destination);
-    try {
-      await this.file(source, current).copy(target, {
-        ...(options.ifDestinationAbsent ? { preconditionOpts: { ifGenerationMatch: 0 } } : {}),
-      });
-    } catch (error) {
-      throw classifyStorageError(`moving ${this.location}/${source} to ${destination}`, error);
-    }
+    const copy = async (generation: string): Promise<void> => {
+      try {
+        await this.file(source, current).copy(target, {
+          preconditionOpts: { ifGenerationMatch: Number(generation) },
+        });
+      } catch (error) {
+        throw classifyStorageError(`moving ${this.location}/${source} to ${destination}`, error);
+      }
+    };
+    if (options.ifDestinationAbsent) await copy('0');
+    else await this.pinned(destination, copy);
     // Delete exactly the generation that was copied; a newer upload under the same name stays.
     await this.delete(source, { ifGenerationMatch: current }).catch((error: unknown) => {
       if (!(error instanceof PreconditionFailedError)) throw error;

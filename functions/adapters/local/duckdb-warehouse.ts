@@ -3,6 +3,7 @@ import { join } from 'node:path';
 import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Entity } from '../../core/entities.js';
 import { TerminalError, TransientError } from '../../core/errors.js';
+import { LOADER_MAX_LINE_CHARS } from '../../core/loader-limits.js';
 import { ALL_TABLES, DATASETS, duckDbDdl, duckDbType, RAW_TABLES } from '../../core/schema.js';
 import { splitStatements } from '../../core/sql-script.js';
 import type {
@@ -32,6 +33,9 @@ const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
  * One connection; operations run one at a time, each SQL step in one transaction, so a crash
  * leaves either all of a step or none of it.
  */
+/** Holds the longest row the loader writes (LOADER_MAX_LINE_CHARS UTF-16 units, 3 bytes each at most, plus the SYS columns). */
+const DUCKDB_MAX_OBJECT_BYTES = 3 * LOADER_MAX_LINE_CHARS + 4096;
+
 export class DuckDbWarehouse implements Warehouse {
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -110,51 +114,68 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
+  /**
+   * The append streams the rows file into raw: it needs little memory, and DuckDB given its
+   * defaults (80% of RAM, a thread per core) would hold far more than the file's size needs. For
+   * the append only, DuckDB gets one thread and 64 MB, so a 1 GiB file loads in the same memory
+   * as a small one (README, "Memory"); the merges keep DuckDB's defaults.
+   */
   private loadRawFrom(load: RawLoad, path: string): Promise<RawLoadResult> {
-    return this.exclusive(() =>
-      this.transaction(async () => {
-        const [existing] = await this.rows(
-          'SELECT row_count, CAST(loaded_at AS VARCHAR) AS loaded_at FROM ops.loads WHERE load_id = $id',
-          { id: load.loadId },
-        );
-        if (existing) {
-          return {
-            rows: Number(existing.row_count),
-            alreadyLoaded: true,
-            loadedAt: new Date(String(existing.loaded_at)),
-          };
-        }
-        const table = RAW_TABLES[load.entity];
-        const columns = table.fields.map((f) => `${f.name}: ${literal(duckDbType(f))}`).join(', ');
-        const names = table.fields.map((f) => f.name).join(', ');
-        // The rows file carries every column, SYS_DATE_CREATE and SYS_FILE_NAME included (the
-        // same file a BigQuery load job appends), so it is appended as it is.
-        const result = await this.connection.run(
-          `INSERT INTO raw.${table.name} (${names})
+    return this.exclusive(async () => {
+      await this.connection.run("SET memory_limit = '64MB'");
+      await this.connection.run('SET threads = 1');
+      try {
+        return await this.appendRaw(load, path);
+      } finally {
+        await this.connection.run('RESET memory_limit');
+        await this.connection.run('RESET threads');
+      }
+    });
+  }
+
+  private appendRaw(load: RawLoad, path: string): Promise<RawLoadResult> {
+    return this.transaction(async () => {
+      const [existing] = await this.rows(
+        'SELECT row_count, CAST(loaded_at AS VARCHAR) AS loaded_at FROM ops.loads WHERE load_id = $id',
+        { id: load.loadId },
+      );
+      if (existing) {
+        return {
+          rows: Number(existing.row_count),
+          alreadyLoaded: true,
+          loadedAt: new Date(String(existing.loaded_at)),
+        };
+      }
+      const table = RAW_TABLES[load.entity];
+      const columns = table.fields.map((f) => `${f.name}: ${literal(duckDbType(f))}`).join(', ');
+      const names = table.fields.map((f) => f.name).join(', ');
+      // The rows file carries every column, SYS_DATE_CREATE and SYS_FILE_NAME included (the
+      // same file a BigQuery load job appends), so it is appended as it is.
+      const result = await this.connection.run(
+        `INSERT INTO raw.${table.name} (${names})
            SELECT ${names}
            FROM read_json(${literal(path)}, format = 'newline_delimited', records = true,
-                          columns = {${columns}})`,
-        );
-        const inserted = Number(result.rowsChanged);
-        if (inserted !== load.rowCount) {
-          throw new TerminalError(`${load.objectName}: read ${inserted} rows, expected ${load.rowCount}`);
-        }
-        await this.connection.run(
-          `INSERT INTO ops.loads (load_id, entity, object_name, generation, loaded_at, row_count, max_sale_id)
+                          maximum_object_size = ${DUCKDB_MAX_OBJECT_BYTES}, columns = {${columns}})`,
+      );
+      const inserted = Number(result.rowsChanged);
+      if (inserted !== load.rowCount) {
+        throw new TerminalError(`${load.objectName}: read ${inserted} rows, expected ${load.rowCount}`);
+      }
+      await this.connection.run(
+        `INSERT INTO ops.loads (load_id, entity, object_name, generation, loaded_at, row_count, max_sale_id)
            VALUES ($id, $entity, $object, $generation, CAST($loaded_at AS TIMESTAMPTZ), $rows, CAST($max AS BIGINT))`,
-          {
-            id: load.loadId,
-            entity: load.entity,
-            object: load.objectName,
-            generation: load.generation,
-            loaded_at: load.loadedAt.toISOString(),
-            rows: inserted,
-            max: load.maxSaleId === undefined ? null : load.maxSaleId.toString(),
-          },
-        );
-        return { rows: inserted, alreadyLoaded: false, loadedAt: load.loadedAt };
-      }),
-    );
+        {
+          id: load.loadId,
+          entity: load.entity,
+          object: load.objectName,
+          generation: load.generation,
+          loaded_at: load.loadedAt.toISOString(),
+          rows: inserted,
+          max: load.maxSaleId === undefined ? null : load.maxSaleId.toString(),
+        },
+      );
+      return { rows: inserted, alreadyLoaded: false, loadedAt: load.loadedAt };
+    });
   }
 
   runStep(step: string, params: Readonly<Record<string, string>>): Promise<StepCounts> {
