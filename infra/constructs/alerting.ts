@@ -35,6 +35,7 @@ export class Alerting extends Construct {
     // A new log-based metric can take up to 10 minutes before an alert policy may name it
     // (Cloud Monitoring answers 404 "If a metric was created recently, it could take up to 10
     // minutes to become available"): the policies wait for the metrics, then that long.
+    // Known issue: https://github.com/hashicorp/terraform-provider-google/issues/11102
     const metricsSettled = new Sleep(this, 'metrics-settle', {
       createDuration: '600s',
       dependsOn: [filesFailed, loaderErrors],
