@@ -301,7 +301,7 @@ async function normalise(
   }
   let count = 0;
   let maxSaleId: bigint | undefined;
-  // The rows stream out as they are made, in batches of about 1 MiB: memory holds a batch and one
+  // The rows stream out as they are made, in batches of about 64 KiB: memory holds a batch and one
   // line, never the file. A rejection ends the stream early, so no rows object is left.
   async function* rows(): AsyncGenerator<Uint8Array> {
     let batch: string[] = [];
