@@ -225,12 +225,15 @@ async function settleClaim(
     throw error; // transient: the claim stays in processing/ and is finished by a retry or recovery
   }
 
+  // The rows file goes before the claim does: a crash in between leaves the claim, whose recovery
+  // derives the rows again and finds the load in the ledger; the other order would strand the
+  // rows file in processing/ with no claim to lead anyone to it.
+  await ports.store.delete(rowsKey);
   const archivedObject = await settleTo(
     ports.store,
     claim,
     archiveKey(claim.entity, claim.name, load.loadedAt),
   );
-  await ports.store.delete(rowsKey);
   const settledAt = ports.clock.now();
   await ports.warehouse.recordFile({
     objectName: claim.objectName,
@@ -391,8 +394,8 @@ async function fail(
       2,
     )}\n`,
   );
+  await ports.store.delete(rowsKeyOf(claim.key)); // before the claim moves (see settleClaim)
   await ports.store.move(claim.key, target);
-  await ports.store.delete(rowsKeyOf(claim.key));
   await ports.warehouse.recordFile({
     objectName: claim.objectName,
     generation: claim.generation,
