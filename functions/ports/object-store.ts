@@ -14,17 +14,14 @@ export interface WriteOptions {
   readonly ifGenerationMatch?: string;
 }
 
-export interface CopyOptions {
-  readonly ifSourceGenerationMatch?: string;
-  /** Fail with PreconditionFailedError instead of replacing an existing destination. */
-  readonly ifDestinationAbsent?: boolean;
-}
-
 export interface MoveOptions {
   readonly ifSourceGenerationMatch?: string;
   /** Fail with PreconditionFailedError instead of replacing an existing destination. */
   readonly ifDestinationAbsent?: boolean;
 }
+
+/** A copy takes the same preconditions as a move. */
+export type CopyOptions = MoveOptions;
 
 /**
  * The bucket. Every write is atomic: readers see the old object, the whole new one, or nothing.
@@ -66,16 +63,27 @@ export async function streamCopy(
   destination: string,
   options: CopyOptions = {},
 ): Promise<ObjectInfo> {
-  if (options.ifSourceGenerationMatch !== undefined) {
-    const current = await source.stat(key);
-    if (!current) throw new ObjectNotFoundError(`no object ${source.location}/${key}`);
-    if (current.generation !== options.ifSourceGenerationMatch) {
-      throw new PreconditionFailedError(`${key} is not at generation ${options.ifSourceGenerationMatch}`);
-    }
-  }
+  await assertSourceGeneration(source, key, options.ifSourceGenerationMatch);
   return target.writeStream(
     destination,
     source.readStream(key),
     options.ifDestinationAbsent ? { ifGenerationMatch: '0' } : {},
   );
+}
+
+/**
+ * For stores that check a source precondition themselves (no server to do it): with a generation,
+ * the object must exist (ObjectNotFoundError) at exactly that generation (PreconditionFailedError).
+ */
+export async function assertSourceGeneration(
+  store: ObjectStore,
+  key: string,
+  generation: string | undefined,
+): Promise<void> {
+  if (generation === undefined) return;
+  const current = await store.stat(key);
+  if (!current) throw new ObjectNotFoundError(`no object ${store.location}/${key}`);
+  if (current.generation !== generation) {
+    throw new PreconditionFailedError(`${key} is not at generation ${generation}`);
+  }
 }

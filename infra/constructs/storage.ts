@@ -2,6 +2,9 @@ import { StorageBucket } from '@cdktf/provider-google/lib/storage-bucket/index.j
 import { Construct } from 'constructs';
 import { ENTITIES } from '../../functions/core/entities.js';
 
+/** Both buckets: uniform bucket-level access, public access prevention enforced. */
+const LOCKED_DOWN = { uniformBucketLevelAccess: true, publicAccessPrevention: 'enforced' } as const;
+
 export interface PipelineBucketProps {
   readonly name: string;
   readonly location: string;
@@ -25,8 +28,7 @@ export class PipelineBucket extends Construct {
     this.bucket = new StorageBucket(this, 'bucket', {
       name: props.name,
       location: props.location,
-      uniformBucketLevelAccess: true,
-      publicAccessPrevention: 'enforced',
+      ...LOCKED_DOWN,
       forceDestroy: props.forceDestroy,
       lifecycleRule: [
         {
@@ -59,8 +61,7 @@ export class WorkBucket extends Construct {
     this.bucket = new StorageBucket(this, 'bucket', {
       name: props.name,
       location: props.location,
-      uniformBucketLevelAccess: true,
-      publicAccessPrevention: 'enforced',
+      ...LOCKED_DOWN,
       forceDestroy: props.forceDestroy,
     });
   }

@@ -80,12 +80,9 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
     events = new PubSubPublisher(topic);
 
     gcs = await startFakeGcs({ autoCreateBuckets: true });
-    store = new GcsObjectStore(
-      new Storage(gcs.clientOptions({ projectId: PROJECT, retryOptions: NO_RETRY })).bucket(BUCKET),
-    );
-    work = new GcsObjectStore(
-      new Storage(gcs.clientOptions({ projectId: PROJECT, retryOptions: NO_RETRY })).bucket(WORK_BUCKET),
-    );
+    const storage = new Storage(gcs.clientOptions({ projectId: PROJECT, retryOptions: NO_RETRY }));
+    store = new GcsObjectStore(storage.bucket(BUCKET));
+    work = new GcsObjectStore(storage.bucket(WORK_BUCKET));
 
     home = await tempDir();
     warehouse = await DuckDbWarehouse.open({

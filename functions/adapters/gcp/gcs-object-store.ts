@@ -121,9 +121,14 @@ export class GcsObjectStore implements ObjectStore {
    * caller wants unconditional is pinned to the object's current generation (0: absent) and made
    * again if another writer moved it on in between.
    */
+  /** The generation a change is pinned to: the object's current one, or 0 when it is absent. */
+  private async currentGeneration(key: string): Promise<string> {
+    return (await this.stat(key))?.generation ?? '0';
+  }
+
   private async pinned<T>(key: string, change: (generation: string) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const generation = (await this.stat(key))?.generation ?? '0';
+      const generation = await this.currentGeneration(key);
       try {
         return await change(generation);
       } catch (error) {
@@ -144,7 +149,7 @@ export class GcsObjectStore implements ObjectStore {
     // A stream is read once: an unconditional write pinned to a generation another writer moved
     // on cannot be made again here; the caller is told to try again (transient).
     const pinned = options.ifGenerationMatch === undefined;
-    const generation = options.ifGenerationMatch ?? (await this.stat(key))?.generation ?? '0';
+    const generation = options.ifGenerationMatch ?? (await this.currentGeneration(key));
     const file = this.file(key);
     // An error of the source (e.g. reading another object) is its own, not this upload's.
     let sourceError: { error: unknown } | undefined;

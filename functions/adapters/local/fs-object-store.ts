@@ -17,6 +17,7 @@ import {
 import { dirname, join, relative, sep } from 'node:path';
 import { ObjectNotFoundError, PreconditionFailedError, TerminalError } from '../../core/errors.js';
 import {
+  assertSourceGeneration,
   type CopyOptions,
   type MoveOptions,
   type ObjectInfo,
@@ -115,14 +116,7 @@ export class FsObjectStore implements ObjectStore {
     options: CopyOptions = {},
   ): Promise<ObjectInfo> {
     if (!(target instanceof FsObjectStore)) return streamCopy(this, key, target, destination, options);
-    const source = await this.stat(key);
-    if (!source) throw new ObjectNotFoundError(`no object ${key}`);
-    if (
-      options.ifSourceGenerationMatch !== undefined &&
-      source.generation !== options.ifSourceGenerationMatch
-    ) {
-      throw new PreconditionFailedError(`${key} is not at generation ${options.ifSourceGenerationMatch}`);
-    }
+    await assertSourceGeneration(this, key, options.ifSourceGenerationMatch);
     const tmp = await target.tmpPath();
     try {
       await copyFile(this.path(key), tmp);
@@ -264,15 +258,7 @@ export class FsObjectStore implements ObjectStore {
   async move(source: string, destination: string, options: MoveOptions = {}): Promise<ObjectInfo> {
     const from = this.path(source);
     const to = this.path(destination);
-    if (options.ifSourceGenerationMatch !== undefined) {
-      const current = await this.stat(source);
-      if (!current) throw new ObjectNotFoundError(`no object ${source}`);
-      if (current.generation !== options.ifSourceGenerationMatch) {
-        throw new PreconditionFailedError(
-          `${source} is not at generation ${options.ifSourceGenerationMatch}`,
-        );
-      }
-    }
+    await assertSourceGeneration(this, source, options.ifSourceGenerationMatch);
     try {
       await this.withParent(to, async () => {
         if (options.ifDestinationAbsent) {
