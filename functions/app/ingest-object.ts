@@ -1,5 +1,6 @@
 import type { Entity } from '../core/entities.js';
 import {
+  ClaimHeldError,
   describeError,
   FileRejectedError,
   ObjectNotFoundError,
@@ -13,6 +14,7 @@ import {
   claimKey,
   errorSidecarKey,
   failedKey,
+  inKey,
   isArrival,
   isLoadable,
   parseClaimKey,
@@ -23,7 +25,7 @@ import { RecordShapeError, toRawRow } from '../core/raw-records.js';
 import type { Clock, Randomness } from '../ports/clock.js';
 import type { EventPublisher } from '../ports/events.js';
 import type { Logger } from '../ports/logger.js';
-import type { ObjectStore } from '../ports/object-store.js';
+import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
 import type { Warehouse } from '../ports/warehouse.js';
 import type { WorkflowStarter } from '../ports/workflows.js';
 import { LineTooLongError, NotUtf8Error, objectLines } from './object-lines.js';
@@ -125,11 +127,11 @@ export async function ingestObject(
 /**
  * The object could not be claimed: it was claimed before. A claim of this very generation still
  * in processing/ means an earlier delivery did not finish it (a crash, a timeout, a transient
- * error after the claim): once it is older than any running delivery can be, this delivery
- * finishes it — the same path as recovery — and removes the arrival a crash may have left
- * between the copy and the delete of the claim. A younger claim may still be in progress: the
- * delivery fails transiently so the platform delivers it again later. No claim at all: the file
- * was settled, and this delivery is a duplicate.
+ * error after the claim): once it is older than any running delivery can be, this delivery takes
+ * it over and finishes it — the same path as the reconciler — and removes the arrival a crash may
+ * have left between the copy and the delete of the claim. A younger claim may still be in
+ * progress: the delivery fails transiently (ClaimHeldError) so the platform delivers it again
+ * later. No claim at all: the file was settled, and this delivery is a duplicate.
  */
 async function resumeOrDuplicate(
   event: FinalizeEvent,
@@ -143,21 +145,74 @@ async function resumeOrDuplicate(
     ports.logger.log('INFO', 'already settled by another delivery', { ...context, event: 'file.duplicate' });
     return { status: 'duplicate', object: event.name };
   }
+  return finishHeldClaim(claim, held, ports, settings);
+}
+
+/**
+ * Takes over a claim an earlier delivery left: only once it is stale, and atomically — the claim
+ * is rewritten onto itself pinned to the generation found, so of two deliveries (or a delivery
+ * and the reconciler) racing for it, exactly one wins; the other gets ClaimHeldError. The rewrite
+ * also restarts the claim's age, so nobody else takes it over while the winner works.
+ */
+async function takeOver(claim: Claim, held: ObjectInfo, ports: IngestPorts, settings: IngestSettings) {
   const age = ports.clock.now().getTime() - held.updated.getTime();
   const staleAfter = settings.claimStaleAfterMs ?? CLAIM_STALE_AFTER_MS;
   if (age < staleAfter) {
-    throw new TransientError(
-      `${event.name} (generation ${event.generation}) was claimed ${Math.round(age / 1000)} s ago by another delivery; trying again later`,
+    throw new ClaimHeldError(
+      `${claim.objectName} (generation ${claim.generation}) was claimed ${Math.round(age / 1000)} s ago by another delivery; trying again later`,
     );
   }
+  try {
+    await ports.store.copyTo(claim.key, ports.store, claim.key, { ifSourceGenerationMatch: held.generation });
+  } catch (error) {
+    if (error instanceof PreconditionFailedError || error instanceof ObjectNotFoundError) {
+      throw new ClaimHeldError(
+        `${claim.objectName} (generation ${claim.generation}) was taken over by another delivery`,
+        {
+          cause: error,
+        },
+      );
+    }
+    throw error;
+  }
   ports.logger.log('WARNING', 'resuming a claim an earlier delivery did not finish', {
-    ...context,
+    object: claim.objectName,
+    generation: claim.generation,
     event: 'claim.resumed',
     claimAgeSeconds: Math.round(age / 1000),
   });
-  await ports.store.delete(event.name, { ifGenerationMatch: event.generation }).catch((error: unknown) => {
-    if (!(error instanceof PreconditionFailedError)) throw error;
-  });
+}
+
+/**
+ * Finishes a claim left in processing/ (the reconciler): takes it over once stale, then settles
+ * it as if just claimed. Undefined when the key is not a claim.
+ */
+export async function finishClaim(
+  key: string,
+  ports: IngestPorts,
+  settings: IngestSettings,
+): Promise<IngestOutcome | undefined> {
+  const parsed = parseClaimKey(key);
+  if (!parsed) return undefined;
+  const claim: Claim = { ...parsed, objectName: inKey(parsed.entity, parsed.name), key };
+  const held = await ports.store.stat(key);
+  if (!held) return { status: 'duplicate', object: claim.objectName };
+  return finishHeldClaim(claim, held, ports, settings);
+}
+
+async function finishHeldClaim(
+  claim: Claim,
+  held: ObjectInfo,
+  ports: IngestPorts,
+  settings: IngestSettings,
+): Promise<IngestOutcome> {
+  await takeOver(claim, held, ports, settings);
+  // A crash between the claim's copy and its delete left the arrival too: it goes with its claim.
+  await ports.store
+    .delete(claim.objectName, { ifGenerationMatch: claim.generation })
+    .catch((error: unknown) => {
+      if (!(error instanceof PreconditionFailedError)) throw error;
+    });
   return settleClaim(claim, ports, settings);
 }
 
@@ -178,7 +233,7 @@ export async function recoverClaims(
       ports.logger.log('WARNING', 'recovering a claim left by an interrupted load', { object: object.key });
       outcomes.push(
         await settleClaim(
-          { ...parsed, objectName: `${entity}/in/${parsed.name}`, key: object.key },
+          { ...parsed, objectName: inKey(entity, parsed.name), key: object.key },
           ports,
           settings,
         ),
@@ -188,6 +243,13 @@ export async function recoverClaims(
   return outcomes;
 }
 
+/**
+ * Loads a claimed file and settles it. The order makes every step safe to repeat after a crash:
+ * the bookkeeping (ops.files, the event, the merge start) comes before the claim leaves
+ * processing/, so a crash anywhere leaves the claim, and finishing it again repeats idempotent
+ * steps (the load job id and the ledger key are the object's name and generation; ops.files is
+ * keyed on them; events are at least once). The move out of processing/ is the last step.
+ */
 async function settleClaim(
   claim: Claim,
   ports: IngestPorts,
@@ -198,18 +260,18 @@ async function settleClaim(
     object: claim.objectName,
     generation: claim.generation,
   });
+  // The claim's time stands for the load: a retry derives the very same rows (SYS_DATE_CREATE),
+  // ledger entry and archive or failed/ folder, whatever the clock says then.
+  const claimed = await ports.store.stat(claim.key);
+  if (!claimed) throw new ClaimHeldError(`${claim.key} was settled by another delivery meanwhile`);
+  const claimedAt = claimed.updated;
   if (!isLoadable(claim.objectName)) {
-    return fail(claim, ports, logger, new FileRejectedError('only files ending .json are loaded'));
+    return fail(claim, claimedAt, ports, logger, new FileRejectedError('only files ending .json are loaded'));
   }
   const rowsKey = rowsKeyOf(claim.key);
   let load: { rows: number; alreadyLoaded: boolean; loadedAt: Date };
   try {
-    // The load time is the claim's creation time: a retry after a crash derives the very same
-    // rows (SYS_DATE_CREATE) and ledger entry, whatever the clock says then.
-    const claimed = await ports.store.stat(claim.key);
-    if (!claimed) throw new FileRejectedError('the file vanished from processing/');
-    const loadedAt = claimed.updated;
-    const rows = await normalise(ports.store, claim, rowsKey, settings.maxFileBytes, loadedAt);
+    const rows = await normalise(ports.store, claim, claimed, rowsKey, settings.maxFileBytes, claimedAt);
     load = await ports.warehouse.loadRaw({
       entity: claim.entity,
       loadId: `${claim.objectName}#${claim.generation}`,
@@ -217,11 +279,12 @@ async function settleClaim(
       generation: claim.generation,
       rowsKey,
       rowCount: rows.count,
-      loadedAt,
+      loadedAt: claimedAt,
       maxSaleId: rows.maxSaleId,
     });
   } catch (error) {
-    if (error instanceof PipelineError && !error.retryable) return fail(claim, ports, logger, error);
+    if (error instanceof PipelineError && !error.retryable)
+      return fail(claim, claimedAt, ports, logger, error);
     throw error; // transient: the claim stays in processing/ and is finished by a retry or recovery
   }
 
@@ -229,12 +292,11 @@ async function settleClaim(
   // derives the rows again and finds the load in the ledger; the other order would strand the
   // rows file in processing/ with no claim to lead anyone to it.
   await ports.store.delete(rowsKey);
-  const archivedObject = await settleTo(
+  const archivedObject = await destinationFor(
     ports.store,
     claim,
     archiveKey(claim.entity, claim.name, load.loadedAt),
   );
-  const settledAt = ports.clock.now();
   await ports.warehouse.recordFile({
     objectName: claim.objectName,
     generation: claim.generation,
@@ -243,7 +305,7 @@ async function settleClaim(
     settledObject: archivedObject,
     rowCount: load.rows,
     reason: undefined,
-    settledAt,
+    settledAt: ports.clock.now(),
   });
   await publish(ports, {
     type: 'file.loaded',
@@ -256,20 +318,7 @@ async function settleClaim(
       alreadyLoaded: load.alreadyLoaded,
     },
   });
-  logger.log('INFO', 'file loaded', {
-    event: 'file.loaded',
-    rows: load.rows,
-    archivedObject,
-    alreadyLoaded: load.alreadyLoaded,
-  });
-
-  const outcome = {
-    status: 'loaded',
-    object: claim.objectName,
-    archivedObject,
-    rows: load.rows,
-    alreadyLoaded: load.alreadyLoaded,
-  } as const;
+  let mergeError: string | undefined;
   try {
     await ports.workflows.start({
       entity: claim.entity,
@@ -277,11 +326,26 @@ async function settleClaim(
       generation: claim.generation,
       runId: ports.randomness.uuid(),
     });
-    return outcome;
   } catch (error) {
-    // The rows are in raw and recorded as not merged: the next merge of this entity takes them.
-    return { ...outcome, mergeError: describeError(error) };
+    // The rows are in raw and recorded as not merged: the next merge of this entity (or the
+    // reconciler's) takes them.
+    mergeError = describeError(error);
   }
+  await moveOut(ports.store, claim, archivedObject);
+  logger.log('INFO', 'file loaded', {
+    event: 'file.loaded',
+    rows: load.rows,
+    archivedObject,
+    alreadyLoaded: load.alreadyLoaded,
+  });
+  return {
+    status: 'loaded',
+    object: claim.objectName,
+    archivedObject,
+    rows: load.rows,
+    alreadyLoaded: load.alreadyLoaded,
+    ...(mergeError !== undefined ? { mergeError } : {}),
+  };
 }
 
 /**
@@ -292,13 +356,12 @@ async function settleClaim(
 async function normalise(
   store: ObjectStore,
   claim: Claim,
+  info: ObjectInfo,
   rowsKey: string,
   maxFileBytes: number,
   loadedAt: Date,
 ): Promise<{ count: number; maxSaleId: bigint | undefined }> {
   const sys = { SYS_DATE_CREATE: loadedAt.toISOString(), SYS_FILE_NAME: claim.objectName };
-  const info = await store.stat(claim.key);
-  if (!info) throw new FileRejectedError('the file vanished from processing/');
   if (info.size > maxFileBytes) {
     throw new FileRejectedError(`the file is ${info.size} bytes, over the limit of ${maxFileBytes} bytes`);
   }
@@ -349,22 +412,80 @@ async function normalise(
   return { count, maxSaleId };
 }
 
-/** Moves the claimed object to its final place; a name taken there keeps both (generation prefix). */
-async function settleTo(store: ObjectStore, claim: Claim, destination: string): Promise<string> {
+/**
+ * Where a claim settles: `wanted`, or `{generation}-{name}` beside it when `wanted` holds another
+ * file (two files of one name settled in the same folder both stay). A destination that already
+ * holds this claim's bytes is this claim's own copy, left by a move a crash cut short.
+ */
+async function destinationFor(store: ObjectStore, claim: Claim, wanted: string): Promise<string> {
+  const cut = wanted.lastIndexOf('/') + 1;
+  const alternative = `${wanted.slice(0, cut)}${claim.generation}-${wanted.slice(cut)}`;
+  for (const candidate of [wanted, alternative]) {
+    if (!(await store.stat(candidate)) || (await sameContent(store, claim.key, candidate))) return candidate;
+  }
+  throw new TransientError(`${wanted} and ${alternative} both hold other files; trying again later`);
+}
+
+/**
+ * The last step of settling: the claim moves to its destination, create-only. A destination that
+ * exists already holds this claim's copy (see destinationFor) when the bytes match: the claim
+ * only has to go. Otherwise another file took the name meanwhile, and a retry chooses again.
+ */
+async function moveOut(store: ObjectStore, claim: Claim, destination: string): Promise<void> {
+  const held = await store.stat(claim.key);
+  if (!held) return; // moved by an earlier try whose answer was lost
   try {
-    await store.move(claim.key, destination, { ifDestinationAbsent: true });
-    return destination;
+    await store.move(claim.key, destination, {
+      ifSourceGenerationMatch: held.generation,
+      ifDestinationAbsent: true,
+    });
   } catch (error) {
+    if (error instanceof ObjectNotFoundError) return;
     if (!(error instanceof PreconditionFailedError)) throw error;
-    const cut = destination.lastIndexOf('/') + 1;
-    const alternative = `${destination.slice(0, cut)}${claim.generation}-${destination.slice(cut)}`;
-    await store.move(claim.key, alternative);
-    return alternative;
+    if (!(await sameContent(store, claim.key, destination))) {
+      throw new TransientError(`${destination} was taken by another file meanwhile; trying again`, {
+        cause: error,
+      });
+    }
+    await store.delete(claim.key, { ifGenerationMatch: held.generation }).catch((e: unknown) => {
+      if (!(e instanceof PreconditionFailedError)) throw e;
+    });
+  }
+}
+
+/** Whether two objects hold the same bytes (streamed; only on the rare path of a name taken). */
+async function sameContent(store: ObjectStore, a: string, b: string): Promise<boolean> {
+  const [infoA, infoB] = await Promise.all([store.stat(a), store.stat(b)]);
+  if (!infoA || !infoB || infoA.size !== infoB.size) return false;
+  const left = store.readStream(a)[Symbol.asyncIterator]();
+  const right = store.readStream(b)[Symbol.asyncIterator]();
+  let bufA: Buffer = Buffer.alloc(0);
+  let bufB: Buffer = Buffer.alloc(0);
+  try {
+    for (;;) {
+      if (bufA.length === 0) {
+        const next = await left.next();
+        if (!next.done) bufA = next.value;
+      }
+      if (bufB.length === 0) {
+        const next = await right.next();
+        if (!next.done) bufB = next.value;
+      }
+      if (bufA.length === 0 || bufB.length === 0) return bufA.length === bufB.length;
+      const n = Math.min(bufA.length, bufB.length);
+      if (!bufA.subarray(0, n).equals(bufB.subarray(0, n))) return false;
+      bufA = bufA.subarray(n);
+      bufB = bufB.subarray(n);
+    }
+  } finally {
+    await left.return?.();
+    await right.return?.();
   }
 }
 
 async function fail(
   claim: Claim,
+  claimedAt: Date,
   ports: IngestPorts,
   logger: Logger,
   error: unknown,
@@ -372,12 +493,8 @@ async function fail(
   const reason = describeError(error);
   const line = error instanceof FileRejectedError ? error.line : undefined;
   const now = ports.clock.now();
-  let target = failedKey(claim.entity, claim.name, now);
-  if (await ports.store.stat(target)) {
-    const cut = target.lastIndexOf('/') + 1;
-    target = `${target.slice(0, cut)}${claim.generation}-${target.slice(cut)}`;
-  }
-  // The sidecar first: a crash between the two leaves the file in processing/, to be failed again.
+  // The folder follows the claim's time, so a retry after a crash settles in the same place.
+  const target = await destinationFor(ports.store, claim, failedKey(claim.entity, claim.name, claimedAt));
   await ports.store.write(
     errorSidecarKey(target),
     `${JSON.stringify(
@@ -395,7 +512,6 @@ async function fail(
     )}\n`,
   );
   await ports.store.delete(rowsKeyOf(claim.key)); // before the claim moves (see settleClaim)
-  await ports.store.move(claim.key, target);
   await ports.warehouse.recordFile({
     objectName: claim.objectName,
     generation: claim.generation,
@@ -417,6 +533,7 @@ async function fail(
       ...(line !== undefined ? { line } : {}),
     },
   });
+  await moveOut(ports.store, claim, target);
   logger.log('WARNING', 'file failed', { event: 'file.failed', failedObject: target, reason });
   return { status: 'failed', object: claim.objectName, failedObject: target, reason };
 }

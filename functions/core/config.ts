@@ -11,7 +11,17 @@ import { Secret } from './secret.js';
  */
 export type Env = Readonly<Record<string, string | undefined>>;
 
-export const COMMANDS = ['run', 'extract', 'process', 'replay', 'status', 'sandbox', 'demo', 'help'] as const;
+export const COMMANDS = [
+  'run',
+  'extract',
+  'process',
+  'replay',
+  'status',
+  'reconcile',
+  'sandbox',
+  'demo',
+  'help',
+] as const;
 export type Command = (typeof COMMANDS)[number];
 
 export interface ConnectorSettings {
@@ -77,6 +87,16 @@ export interface StatusConfig {
   readonly gcp: boolean;
 }
 
+export interface ReconcileConfig {
+  readonly command: 'reconcile';
+  readonly home: string;
+  /** Heal the deployed pipeline (GCS, BigQuery, Pub/Sub, Workflows; settings from the environment). */
+  readonly gcp: boolean;
+  readonly json: boolean;
+  readonly loader: LoaderSettings;
+  readonly logFormat: 'json' | 'text' | undefined;
+}
+
 export interface SandboxConfig {
   readonly command: 'sandbox';
   readonly port: number;
@@ -107,6 +127,7 @@ export type CliConfig =
   | ProcessConfig
   | ReplayConfig
   | StatusConfig
+  | ReconcileConfig
   | SandboxConfig
   | DemoConfig
   | HelpConfig;
@@ -143,6 +164,9 @@ Commands:
           with gs://BUCKET/OBJECT, move it back to in/ of the deployed bucket (its arrival event loads it)
   status  [--home DIR] [--json] [--gcp]
           files per state, rows per table, orphans, rejects, last runs; --gcp: of the deployed pipeline
+  reconcile [--home DIR] [--json] [--gcp]
+          heal what events missed: finish stale claims, load files whose event was lost, merge unmerged loads;
+          --gcp: the deployed pipeline (what its scheduled reconciler job runs)
   sandbox [--port N] [--api-key KEY] [--seed N] [--sales N] [--products N] [--customers N] [--fault-rate F]
           serve the built-in Retail API simulator
   demo    [--home DIR]
@@ -152,7 +176,7 @@ Commands:
 Connector tuning (run, extract, demo): --concurrency N (4), --page-size N (250), --file-bytes SIZE (128MiB),
   --timeout-ms N (30000), --max-attempts N (8); loader: --max-file-bytes SIZE (1GiB); --log-format json|text
 
-Deployed pipeline (status --gcp): GOOGLE_CLOUD_PROJECT, PIPELINE_BUCKET, BIGQUERY_LOCATION, EVENTS_TOPIC, MERGE_WORKFLOW,
+Deployed pipeline (status --gcp, reconcile --gcp): GOOGLE_CLOUD_PROJECT, PIPELINE_BUCKET, BIGQUERY_LOCATION, EVENTS_TOPIC, MERGE_WORKFLOW,
   PIPELINE_WORK_BUCKET (optional: staged pages in the status)
 
 Environment: RETAIL_API_URL, RETAIL_API_KEY, PIPELINE_HOME (default ./.pipeline), LOG_FORMAT,
@@ -178,6 +202,8 @@ export function parseCli(argv: readonly string[], env: Env): CliConfig {
       return parseReplay(rest, env);
     case 'status':
       return parseStatus(rest, env);
+    case 'reconcile':
+      return parseReconcile(rest, env);
     case 'extract':
       return parseExtract(rest, env);
     case 'sandbox':
@@ -340,6 +366,25 @@ function parseStatus(args: readonly string[], env: Env): CliConfig {
     home: home(values, env),
     json: values.json === true,
     gcp: values.gcp === true,
+  });
+}
+
+function parseReconcile(args: readonly string[], env: Env): CliConfig {
+  const values = parse('reconcile', args, {
+    home: { type: 'string' },
+    gcp: { type: 'boolean' },
+    json: { type: 'boolean' },
+    'log-format': { type: 'string' },
+    ...LOADER_OPTIONS,
+  });
+  if (!values) return { command: 'help', topic: 'reconcile' };
+  return Object.freeze({
+    command: 'reconcile',
+    home: home(values, env),
+    gcp: values.gcp === true,
+    json: values.json === true,
+    loader: loaderSettings(values, env),
+    logFormat: logFormat(values, env),
   });
 }
 

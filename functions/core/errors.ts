@@ -22,6 +22,12 @@ export class TransientError extends PipelineError {
   }
 }
 
+/**
+ * Another delivery (or the reconciler) holds the claim on this file and may still be working on
+ * it: not an error of this delivery, which Eventarc delivers again later.
+ */
+export class ClaimHeldError extends TransientError {}
+
 /** Trying again cannot help (401, 400, a malformed file, a bug). */
 export class TerminalError extends PipelineError {
   readonly retryable = false;
@@ -53,11 +59,23 @@ export function describeError(error: unknown): string {
   const parts: string[] = [];
   let current: unknown = error;
   for (let depth = 0; current !== undefined && current !== null && depth < 4; depth++) {
-    const text = current instanceof Error ? current.message : String(current);
+    const text = current instanceof Error ? current.message : textOf(current);
     if (text && !parts.some((p) => p.includes(text))) parts.push(text);
     current = current instanceof Error ? current.cause : undefined;
   }
   return parts.join(': ').replace(/\s*\n\s*/g, ' ');
+}
+
+/** A thrown value that is not an Error (some clients reject with plain objects): its message, or its JSON. */
+function textOf(value: unknown): string {
+  if (typeof value !== 'object' || value === null) return String(value);
+  const message = (value as { message?: unknown }).message;
+  if (typeof message === 'string') return message;
+  try {
+    return JSON.stringify(value).slice(0, 300);
+  } catch {
+    return String(value);
+  }
 }
 
 /** The object named does not exist (any more). */

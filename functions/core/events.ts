@@ -11,6 +11,7 @@ export const EVENT_TYPES = [
   'merge.finished', // a merge workflow ran its steps: { steps: { [step]: counts } }
   'merge.failed', // a merge workflow stopped: { step, reason }
   'connector.run.finished', // an extract run ended: { runId, records, files, pagesFetched, pagesReused, resumed }
+  'reconcile.healed', // the reconciler healed one item: { action, object, ageSeconds, outcome, settledObject? }
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

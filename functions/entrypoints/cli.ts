@@ -12,7 +12,20 @@ import {
   runEntities,
   status,
 } from '../app/pipeline.js';
-import { buildLogger, extractSettings, gcpCore, gcsStore, type Output } from '../compose.js';
+import {
+  DEFAULT_RECONCILE_SETTINGS,
+  EXCLUSIVE_RECONCILE_SETTINGS,
+  type ReconcileReport,
+  reconcile,
+} from '../app/reconcile.js';
+import {
+  buildLogger,
+  extractSettings,
+  gcpCore,
+  gcpLoaderDependencies,
+  gcsStore,
+  type Output,
+} from '../compose.js';
 import { type LocalRuntime, localExtractPorts, localPaths, openLocalRuntime } from '../compose-local.js';
 import {
   type ApiSettings,
@@ -167,6 +180,23 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
         return EXIT.ok;
       });
     }
+    case 'reconcile': {
+      const logger = buildLogger(config.logFormat, io.stderr);
+      const report = config.gcp
+        ? await (async () => {
+            // The deployed pipeline: loaders may be running, so only what is older than any
+            // delivery can be is healed.
+            const { ports, settings } = await gcpLoaderDependencies(env, logger);
+            return reconcile(ports, { ...settings, ...config.loader }, DEFAULT_RECONCILE_SETTINGS);
+          })()
+        : await withRuntime(config.home, logger, (runtime) =>
+            // Locally this process holds the warehouse: no loader runs, nothing is too young.
+            reconcile(runtime, config.loader, EXCLUSIVE_RECONCILE_SETTINGS),
+          );
+      io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatReconcile(report));
+      if (report.stuck.length) return EXIT.failure;
+      return exitFor(report.outcomes);
+    }
     case 'sandbox': {
       const sandbox = await startSandbox({
         apiKey: config.apiKey.reveal(),
@@ -254,6 +284,22 @@ function formatOutcome(o: IngestOutcome): string {
     case 'ignored':
       return `ignored ${o.object}: ${o.reason}\n`;
   }
+}
+
+export function formatReconcile(report: ReconcileReport): string {
+  const healed = report.healed.map(
+    (h) =>
+      `healed ${h.action} ${h.object} (waited ${h.ageSeconds} s): ${h.outcome}${h.settledObject ? ` -> ${h.settledObject}` : ''}\n`,
+  );
+  const stuck = report.stuck.map(
+    (s) => `STUCK ${s.action} ${s.object} (waited ${s.ageSeconds} s): ${s.reason}\n`,
+  );
+  const busy = report.busy ? `${report.busy} item(s) in progress elsewhere, left to them\n` : '';
+  const summary =
+    healed.length || stuck.length || busy
+      ? ''
+      : 'Nothing to heal: no stale claim, no lost arrival, no unmerged load.\n';
+  return [...healed, ...stuck, busy, summary].join('');
 }
 
 function formatOutcomes(outcomes: readonly IngestOutcome[]): string {

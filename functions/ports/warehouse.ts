@@ -76,8 +76,11 @@ export interface Warehouse {
   runStep(step: string, params: Readonly<Record<string, string>>): Promise<StepCounts>;
   recordFile(outcome: FileOutcome): Promise<void>;
   recordConnectorRun(run: ConnectorRunRecord): Promise<void>;
-  /** Entities with loads whose merge has not run yet (a crash or a failed merge start left them). */
-  unmergedEntities(): Promise<Entity[]>;
+  /**
+   * Entities with loads whose merge has not run yet (a crash or a failed merge start left them);
+   * with `loadedBefore`, only loads older than that count.
+   */
+  unmergedEntities(loadedBefore?: Date): Promise<Entity[]>;
   /** The largest valid sale id loaded so far (from the load ledger), or undefined. */
   maxSaleId(): Promise<bigint | undefined>;
   status(): Promise<WarehouseStatus>;

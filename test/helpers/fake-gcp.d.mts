@@ -36,6 +36,7 @@ export interface FakeGcs extends FakeBase {
   getObject(bucket: string, name: string): { data: Buffer; resource: { generation: string } } | undefined;
   listObjects(bucket: string): string[];
   /** The object-finalize events so far (every object created or overwritten), in order. */
+  backdate(bucket: string, name: string, ms: number): void;
   finalized(bucket?: string): { bucket: string; name: string; generation: string }[];
 }
 export interface FakeBigQuery extends FakeBase {

@@ -982,6 +982,13 @@ export async function startFakeGcs(opts = {}) {
       const o = buckets.get(bucket)?.get(name);
       return o ? { data: o.data, resource: resource(bucket, name, o) } : undefined;
     },
+    /** Make an object look `ms` older (timeCreated and updated), as if it had waited that long. */
+    backdate(bucket, name, ms) {
+      const o = buckets.get(bucket)?.get(name);
+      if (!o) throw new Error(`fake-gcp: no object ${bucket}/${name}`);
+      o.timeCreated = new Date(Date.parse(o.timeCreated) - ms).toISOString();
+      o.updated = new Date(Date.parse(o.updated) - ms).toISOString();
+    },
     /** The object-finalize events so far (bucket, name, generation), in order. */
     finalized(bucket) {
       return finalized.filter((f) => bucket === undefined || f.bucket === bucket).map((f) => ({ ...f }));

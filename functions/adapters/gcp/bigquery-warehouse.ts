@@ -50,7 +50,7 @@ export function classifyBigQueryError(what: string, error: unknown): TransientEr
 }
 
 /** Timestamp parameters of the scripts (everything else is a STRING), as the workflow sends them. */
-const TIMESTAMP_PARAMS = new Set(['now', 'started_at', 'loaded_at', 'settled_at', 'finished_at']);
+const TIMESTAMP_PARAMS = new Set(['now', 'started_at', 'loaded_at', 'settled_at', 'finished_at', 'before']);
 
 interface Options {
   readonly projectId: string;
@@ -217,8 +217,14 @@ export class BigQueryWarehouse implements Warehouse {
   async recordFile(outcome: FileOutcome): Promise<void> {
     await this.query(
       `recording ${outcome.objectName}`,
-      `INSERT INTO ops.files (object_name, generation, entity, state, settled_object, row_count, reason, settled_at)
-       VALUES (@object, @generation, @entity, @state, @settled, SAFE_CAST(@rows AS INT64), NULLIF(@reason, ''), @settled_at)`,
+      // One row per file (name and generation): settling again after a crash replaces it.
+      `MERGE ops.files AS f
+       USING (SELECT @object AS object_name, @generation AS generation) AS n
+       ON f.object_name = n.object_name AND f.generation = n.generation
+       WHEN MATCHED THEN UPDATE SET entity = @entity, state = @state, settled_object = @settled,
+         row_count = SAFE_CAST(@rows AS INT64), reason = NULLIF(@reason, ''), settled_at = @settled_at
+       WHEN NOT MATCHED THEN INSERT (object_name, generation, entity, state, settled_object, row_count, reason, settled_at)
+         VALUES (@object, @generation, @entity, @state, @settled, SAFE_CAST(@rows AS INT64), NULLIF(@reason, ''), @settled_at)`,
       {
         object: outcome.objectName,
         generation: outcome.generation,
@@ -251,10 +257,13 @@ export class BigQueryWarehouse implements Warehouse {
     );
   }
 
-  async unmergedEntities(): Promise<Entity[]> {
+  async unmergedEntities(loadedBefore?: Date): Promise<Entity[]> {
     const rows = await this.query(
       'reading unmerged loads',
-      "SELECT DISTINCT entity FROM ops.loads WHERE merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL) ORDER BY entity",
+      `SELECT DISTINCT entity FROM ops.loads
+       WHERE (merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL)) AND loaded_at < @before
+       ORDER BY entity`,
+      { before: (loadedBefore ?? new Date('9999-12-31T00:00:00Z')).toISOString() },
     );
     return rows.map((r) => r.entity as Entity);
   }

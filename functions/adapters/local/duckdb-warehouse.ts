@@ -209,20 +209,28 @@ export class DuckDbWarehouse implements Warehouse {
 
   recordFile(outcome: FileOutcome): Promise<void> {
     return this.exclusive(async () => {
-      await this.connection.run(
-        `INSERT INTO ops.files VALUES ($object, $generation, $entity, $state, $settled, CAST($rows AS BIGINT), $reason,
-                                      CAST($at AS TIMESTAMPTZ))`,
-        {
-          object: outcome.objectName,
-          generation: outcome.generation,
-          entity: outcome.entity,
-          state: outcome.state,
-          settled: outcome.settledObject,
-          rows: outcome.rowCount ?? null,
-          reason: outcome.reason ?? null,
-          at: outcome.settledAt.toISOString(),
-        },
-      );
+      // One row per file (name and generation): settling again after a crash replaces it.
+      const key = { object: outcome.objectName, generation: outcome.generation };
+      await this.transaction(async () => {
+        await this.connection.run(
+          'DELETE FROM ops.files WHERE object_name = $object AND generation = $generation',
+          key,
+        );
+        await this.connection.run(
+          `INSERT INTO ops.files VALUES ($object, $generation, $entity, $state, $settled, CAST($rows AS BIGINT), $reason,
+                                        CAST($at AS TIMESTAMPTZ))`,
+          {
+            object: outcome.objectName,
+            generation: outcome.generation,
+            entity: outcome.entity,
+            state: outcome.state,
+            settled: outcome.settledObject,
+            rows: outcome.rowCount ?? null,
+            reason: outcome.reason ?? null,
+            at: outcome.settledAt.toISOString(),
+          },
+        );
+      });
     });
   }
 
@@ -246,11 +254,15 @@ export class DuckDbWarehouse implements Warehouse {
     });
   }
 
-  unmergedEntities(): Promise<Entity[]> {
+  unmergedEntities(loadedBefore?: Date): Promise<Entity[]> {
     return this.exclusive(async () =>
       (
         await this.rows(
-          "SELECT DISTINCT entity FROM ops.loads WHERE merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL) ORDER BY 1",
+          `SELECT DISTINCT entity FROM ops.loads
+           WHERE (merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL))
+             AND loaded_at < CAST($before AS TIMESTAMPTZ)
+           ORDER BY 1`,
+          { before: (loadedBefore ?? new Date('9999-12-31T00:00:00Z')).toISOString() },
         )
       ).map((r) => r.entity as Entity),
     );
