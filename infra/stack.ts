@@ -35,6 +35,7 @@ import { Alerting } from './constructs/alerting.js';
 import { Connector } from './constructs/connector.js';
 import { PipelineEvents } from './constructs/events.js';
 import { Loader } from './constructs/loader.js';
+import { Reconciler } from './constructs/reconciler.js';
 import { PipelineBucket, WorkBucket } from './constructs/storage.js';
 import { Warehouse } from './constructs/warehouse.js';
 import { mergeWorkflowSource } from './workflow-source.js';
@@ -116,10 +117,11 @@ export class PipelineStack extends TerraformStack {
       });
     const sa = {
       connector: account('connector', 'the connector (Cloud Run Job)'),
-      scheduler: account('scheduler', 'Cloud Scheduler starting the connector'),
+      scheduler: account('scheduler', 'Cloud Scheduler starting the connector and the reconciler'),
       loader: account('loader', 'the loader (Cloud Function)'),
       trigger: account('trigger', 'the Eventarc trigger of the loader'),
       workflow: account('workflow', 'the merge workflow'),
+      reconciler: account('reconciler', 'the reconciler (Cloud Run Job)'),
     };
     const member = (a: ServiceAccount) => `serviceAccount:${a.email}`;
 
@@ -247,6 +249,22 @@ export class PipelineStack extends TerraformStack {
     grant.project('loader-jobs', 'roles/bigquery.jobUser', member(sa.loader));
     grant.publisher('loader-events', member(sa.loader));
     grant.project('loader-workflows', 'roles/workflows.invoker', member(sa.loader));
+    // The reconciler does what the loader does (it finishes claims and loads arrivals through the
+    // loader's own code) and starts merges: exactly the loader's grants, on its own account.
+    grant.bucket('reconciler-objects', bucket, 'roles/storage.objectUser', member(sa.reconciler));
+    for (const entity of ENTITIES) {
+      grant.table(
+        `reconciler-raw-${entity}`,
+        `raw.${entity}`,
+        'roles/bigquery.dataEditor',
+        member(sa.reconciler),
+      );
+    }
+    grant.table('reconciler-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.reconciler));
+    grant.table('reconciler-files', 'ops.files', 'roles/bigquery.dataEditor', member(sa.reconciler));
+    grant.project('reconciler-jobs', 'roles/bigquery.jobUser', member(sa.reconciler));
+    grant.publisher('reconciler-events', member(sa.reconciler));
+    grant.project('reconciler-workflows', 'roles/workflows.invoker', member(sa.reconciler));
     // The Eventarc trigger receives events (its right to invoke the function is in Loader), and
     // Cloud Storage's service agent publishes the bucket's events for direct Cloud Storage
     // triggers (https://cloud.google.com/eventarc/docs/roles-permissions).
@@ -315,10 +333,21 @@ export class PipelineStack extends TerraformStack {
       triggerDependsOn: [triggerGrantsSettled],
     });
 
+    const reconciler = new Reconciler(this, 'reconciler', {
+      prefix,
+      projectId: v.projectId,
+      region: v.region,
+      image: v.connectorImage,
+      serviceAccount: sa.reconciler.email,
+      schedulerServiceAccount: sa.scheduler.email,
+      environment: runtime,
+    });
+
     new Alerting(this, 'alerting', {
       prefix,
       loaderService: `${prefix}-loader`,
       connectorJob: connector.job.name,
+      reconcilerJob: reconciler.job.name,
       workflow: workflow.name,
       notificationChannels: v.notificationChannels,
     });
@@ -334,6 +363,7 @@ export class PipelineStack extends TerraformStack {
     new TerraformOutput(this, 'api_key_secret', { value: secret.secretId });
     new TerraformOutput(this, 'connector_job', { value: connector.job.name });
     new TerraformOutput(this, 'loader_function', { value: loader.function.name });
+    new TerraformOutput(this, 'reconciler_job', { value: reconciler.job.name });
     new TerraformOutput(this, 'merge_workflow', { value: workflowPath });
     new TerraformOutput(this, 'events_topic', { value: events.topic.name });
     new TerraformOutput(this, 'events_subscription', { value: events.subscription.name });

@@ -6,7 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
 import { workflowProblems } from '../../functions/adapters/local/local-workflow-runner.js';
+import { parseCli } from '../../functions/core/config.js';
 import { ENTITIES } from '../../functions/core/entities.js';
+import { LOADER_MEMORY } from '../../functions/core/loader-limits.js';
 import { ALL_TABLES, bigQuerySchema } from '../../functions/core/schema.js';
 import { runOverrides } from '../../infra/constructs/connector.js';
 import { FUNCTION_NODE_MAJOR, prepareFunctionSource } from '../../infra/function-source.js';
@@ -159,7 +161,9 @@ describe('CDKTF synthesis', () => {
       [['bucket', 'google_storage_bucket.bucket.name']],
       'the trigger watches the pipeline bucket only',
     );
-    const env = one(stacks.dev, 'google_cloud_run_v2_job').template.template.containers[0].env;
+    const env = resources(stacks.dev, 'google_cloud_run_v2_job').find((j: Json) =>
+      j.name.endsWith('-connector'),
+    ).template.template.containers[0].env;
     assert.equal(
       ref(env.find((e: Json) => e.name === 'PIPELINE_WORK_BUCKET').value),
       'google_storage_bucket.work_bucket.name',
@@ -282,7 +286,9 @@ describe('CDKTF synthesis', () => {
   });
 
   test('the connector job and its schedules: hourly sales, daily products and customers, OAuth, argument overrides', () => {
-    const job = one(stacks.dev, 'google_cloud_run_v2_job');
+    const job = resources(stacks.dev, 'google_cloud_run_v2_job').find((j: Json) =>
+      j.name.endsWith('-connector'),
+    );
     const container = job.template.template.containers[0];
     assert.equal(container.image, '${var.connector_image}');
     assert.match(ref(job.template.template.service_account), /sa-connector\.email$/);
@@ -294,7 +300,10 @@ describe('CDKTF synthesis', () => {
     );
     // Creating the job checks that its account may read the secret: the grant comes first.
     assert.ok(job.depends_on.includes('google_secret_manager_secret_iam_member.connector-secret'));
-    const schedules = resources(stacks.dev, 'google_cloud_scheduler_job');
+    const schedules = resources(stacks.dev, 'google_cloud_scheduler_job').filter((s: Json) =>
+      s.name.includes('-extract-'),
+    );
+    assert.equal(schedules.length, 3);
     for (const s of schedules) assert.equal(s.paused, '${!var.api_key_ready}', 'paused until the key is set');
     assert.deepEqual(schedules.map((s: Json) => [s.name.split('-').at(-1), s.schedule]).sort(), [
       ['customers', '0 0 * * *'],
@@ -316,6 +325,46 @@ describe('CDKTF synthesis', () => {
       assert.match(ref(s.http_target.oauth_token.service_account_email), /sa-scheduler\.email$/);
       assert.equal(s.http_target.oauth_token.scope, 'https://www.googleapis.com/auth/cloud-platform');
     }
+  });
+
+  test('the reconciler: `reconcile --gcp` from the connector image every 15 minutes, its own account, the loader memory', () => {
+    const job = resources(stacks.dev, 'google_cloud_run_v2_job').find((j: Json) =>
+      j.name.endsWith('-reconciler'),
+    );
+    const container = job.template.template.containers[0];
+    assert.equal(container.image, '${var.connector_image}');
+    assert.deepEqual(
+      [...container.command, ...container.args],
+      ['node', 'dist/functions/entrypoints/cli.js', 'reconcile', '--gcp', '--log-format', 'json'],
+    );
+    assert.equal(container.resources.limits.memory, LOADER_MEMORY);
+    assert.match(ref(job.template.template.service_account), /sa-reconciler\.email$/);
+    const env = Object.fromEntries(container.env.map((e: Json) => [e.name, e.value]));
+    for (const name of [
+      'GOOGLE_CLOUD_PROJECT',
+      'PIPELINE_BUCKET',
+      'BIGQUERY_LOCATION',
+      'EVENTS_TOPIC',
+      'MERGE_WORKFLOW',
+    ])
+      assert.ok(env[name], `${name} set`);
+    assert.ok(
+      !container.env.some((e: Json) => e.name === 'RETAIL_API_KEY'),
+      'no API key: it never calls the API',
+    );
+    // The image's CLI parses what the job passes.
+    const parsed = parseCli(container.args.slice(1), {});
+    assert.deepEqual([parsed.command, 'gcp' in parsed && parsed.gcp], ['reconcile', true]);
+    const schedule = resources(stacks.dev, 'google_cloud_scheduler_job').find((s: Json) =>
+      s.name.endsWith('-reconcile'),
+    );
+    assert.equal(schedule.schedule, '*/15 * * * *');
+    assert.match(
+      schedule.http_target.uri,
+      /\/jobs\/.+-reconciler:run$|\/jobs\/\$\{google_cloud_run_v2_job\.reconciler_job/,
+    );
+    assert.equal(schedule.http_target.body, undefined, 'runs the job as configured: no overrides');
+    assert.match(ref(schedule.http_target.oauth_token.service_account_email), /sa-scheduler\.email$/);
   });
 
   test('the merge workflow is workflows/merge.yaml with the BigQuery SQL embedded, run by its own account', () => {
@@ -350,7 +399,7 @@ describe('CDKTF synthesis', () => {
     );
   });
 
-  test('alert policies: loader errors, workflow failures, connector failures, files in failed/', () => {
+  test('alert policies: loader errors, workflow failures, connector failures, files in failed/, reconciler stuck', () => {
     const policies = resources(stacks.dev, 'google_monitoring_alert_policy');
     const filters = policies.map((p: Json) => p.conditions[0].condition_threshold.filter).join('\n');
     assert.match(filters, /workflows\.googleapis\.com\/finished_execution_count.*status="FAILED"/);
@@ -363,6 +412,22 @@ describe('CDKTF synthesis', () => {
       filters,
       /logging\.googleapis\.com\/user\/\$\{google_logging_metric\.alerting_loader-errors_[0-9A-F]{8}\.name\}/,
     );
+    const stuck = policies.find((p: Json) => p.display_name.endsWith('items the reconciler could not heal'));
+    assert.match(
+      stuck.conditions[0].condition_threshold.filter,
+      /user\/\$\{google_logging_metric\.alerting_reconciler-items_[0-9A-F]{8}\.name\}.*metric\.labels\.outcome="reconcile\.stuck"/,
+    );
+    const items = resources(stacks.dev, 'google_logging_metric').find(
+      (m: Json) => m.name === 'dev-retail-reconciler-items',
+    );
+    assert.match(
+      items.filter,
+      /jsonPayload\.event="reconcile\.healed" OR jsonPayload\.event="reconcile\.stuck"/,
+    );
+    assert.deepEqual(items.label_extractors, {
+      outcome: 'EXTRACT(jsonPayload.event)',
+      action: 'EXTRACT(jsonPayload.action)',
+    });
     assert.ok(policies.every((p: Json) => p.notification_channels === '${var.notification_channels}'));
     const failedMetric = resources(stacks.dev, 'google_logging_metric').find(
       (m: Json) => m.name === 'dev-retail-files-failed',
@@ -373,7 +438,7 @@ describe('CDKTF synthesis', () => {
       name.startsWith('alerting_metrics-settle'),
     )?.[1] as Json;
     assert.equal(wait.create_duration, '600s');
-    assert.equal(wait.depends_on.filter((d: string) => d.startsWith('google_logging_metric.')).length, 2);
+    assert.equal(wait.depends_on.filter((d: string) => d.startsWith('google_logging_metric.')).length, 3);
     for (const p of policies)
       assert.ok(p.depends_on.some((d: string) => d.startsWith('time_sleep.alerting_metrics-settle')));
   });
@@ -489,6 +554,14 @@ describe('IAM: least privilege', () => {
         'roles/run.jobsExecutorWithOverrides',
         'cloud_run_v2_job:google_cloud_run_v2_job.connector_job',
       ],
+      [sa('reconciler'), 'roles/storage.objectUser', bucket],
+      ...ENTITIES.map((e) => [sa('reconciler'), 'roles/bigquery.dataEditor', table(`raw.${e}`)]),
+      [sa('reconciler'), 'roles/bigquery.dataEditor', table('ops.loads')],
+      [sa('reconciler'), 'roles/bigquery.dataEditor', table('ops.files')],
+      [sa('reconciler'), 'roles/bigquery.jobUser', 'project'],
+      [sa('reconciler'), 'roles/pubsub.publisher', topic],
+      [sa('reconciler'), 'roles/workflows.invoker', 'project'],
+      [sa('scheduler'), 'roles/run.invoker', 'cloud_run_v2_job:google_cloud_run_v2_job.reconciler_job'],
       [sa('workflow'), 'roles/bigquery.dataViewer', dataset('raw')],
       [sa('workflow'), 'roles/bigquery.dataEditor', dataset('ods')],
       [sa('workflow'), 'roles/bigquery.dataEditor', dataset('dmt')],
