@@ -393,7 +393,8 @@ async function normalise(
         }
       }
     } catch (error) {
-      if (error instanceof RecordShapeError) throw new FileRejectedError(error.message, error.line);
+      if (error instanceof RecordShapeError)
+        throw new FileRejectedError(error.message, error.line, { cause: error });
       if (error instanceof NotUtf8Error)
         throw new FileRejectedError(`the file is ${error.message}`, error.line, { cause: error });
       if (error instanceof LineTooLongError) {

@@ -136,9 +136,12 @@ export async function requeue(
     });
   } catch (error) {
     if (error instanceof PreconditionFailedError) {
-      throw new TerminalError(`${destination} exists already; process it first (retail-pipeline process)`);
+      throw new TerminalError(`${destination} exists already; process it first (retail-pipeline process)`, {
+        cause: error,
+      });
     }
-    if (error instanceof ObjectNotFoundError) throw new TerminalError(`no such object: ${object}`);
+    if (error instanceof ObjectNotFoundError)
+      throw new TerminalError(`no such object: ${object}`, { cause: error });
     throw error;
   }
   if (parsed.state === 'failed') await ports.store.delete(errorSidecarKey(object));

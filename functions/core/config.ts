@@ -237,7 +237,7 @@ function parse(
   } catch (error) {
     const message =
       (error as Error).message.split('\n')[0]?.replace(/\. To specify.*$/, '') ?? 'invalid arguments';
-    throw new UsageError(`${command}: ${message}`);
+    throw new UsageError(`${command}: ${message}`, { cause: error });
   }
 }
 

@@ -6,7 +6,7 @@ import {
   ingestObject,
 } from '../app/ingest-object.js';
 import { buildLogger, gcpLoaderDependencies } from '../compose.js';
-import { isRetryable } from '../core/errors.js';
+import { isRetryable, PipelineError } from '../core/errors.js';
 import { isArrival } from '../core/object-keys.js';
 import type { Logger } from '../ports/logger.js';
 
@@ -74,7 +74,9 @@ export function loaderHandler(
         });
       }
     } catch (error) {
-      if (isRetryable(error)) {
+      // An error no adapter classified (not a PipelineError) is retried too: nothing says a retry
+      // cannot help, and acknowledging it would leave the claim to the reconciler.
+      if (isRetryable(error) || !(error instanceof PipelineError)) {
         // Failing the invocation makes Eventarc deliver the event again (RETRY_POLICY_RETRY);
         // the redelivery resumes the claim.
         logger.log('WARNING', 'transient failure; the event will be delivered again', {

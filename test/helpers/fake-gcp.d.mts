@@ -35,15 +35,28 @@ export interface FakeGcs extends FakeBase {
   putObject(bucket: string, name: string, data: string | Buffer): any;
   getObject(bucket: string, name: string): { data: Buffer; resource: { generation: string } } | undefined;
   listObjects(bucket: string): string[];
-  /** The object-finalize events so far (every object created or overwritten), in order. */
+  /** Make an object look `ms` older, as if it had waited that long. */
   backdate(bucket: string, name: string, ms: number): void;
+  /** The object-finalize events so far (every object created or overwritten), in order. */
   finalized(bucket?: string): { bucket: string; name: string; generation: string }[];
 }
 export interface FakeBigQuery extends FakeBase {
   scriptJob(match: unknown, outcome: Record<string, unknown>, options?: { times?: number }): void;
   scriptQuery(match: unknown, outcome: Record<string, unknown>, options?: { times?: number }): void;
   jobs: Map<string, any>;
+  tableRows(name: string): Record<string, unknown>[];
 }
+export interface FakeGcp {
+  gcs: FakeGcs;
+  bigquery: FakeBigQuery;
+  requests: RecordedRequest[];
+  clearRequests(): void;
+  stop(): Promise<void>;
+}
+export function startFakeGcp(options?: {
+  gcs?: Record<string, unknown>;
+  bigquery?: Record<string, unknown>;
+}): Promise<FakeGcp>;
 export const NO_AUTH: Record<string, unknown>;
 export const NO_RETRY: Record<string, unknown>;
 export function startFakeGcs(options?: Record<string, unknown>): Promise<FakeGcs>;

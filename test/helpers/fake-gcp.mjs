@@ -1059,8 +1059,10 @@ export async function startFakeBigQuery(opts = {}) {
     port,
     log,
     sharedLog,
+    loadSource,
   } = opts;
   const jobs = new Map(); // `${project}:${jobId}` -> job state
+  const tables = new Map(); // `${dataset}.${table}` -> rows appended by successful load jobs
   const jobScripts = []; // [{ match, outcome, times }]
   const queryScripts = []; // [{ match, result, times }]
   let counter = 0;
@@ -1189,6 +1191,7 @@ export async function startFakeBigQuery(opts = {}) {
       };
       outcome.httpStatus = outcome.error.httpStatus;
     }
+    if (type === 'LOAD' && loadSource && !outcome.errorResult) appendLoad(configuration.load, outcome);
     if (type === 'QUERY' && !queryScript && strictQueries && !outcome.errorResult) {
       outcome.errorResult = {
         reason: 'invalidQuery',
@@ -1221,6 +1224,38 @@ export async function startFakeBigQuery(opts = {}) {
     }
     jobs.set(jobKey(project, jobId), job);
     return job;
+  }
+
+  /**
+   * A load job with a `loadSource`: reads its newline-delimited JSON sources and appends the rows
+   * to the destination table, all or nothing, as BigQuery does with maxBadRecords 0. A missing
+   * source fails the job with BigQuery's notFound ("Not found: URI gs://...").
+   */
+  function appendLoad(load, outcome) {
+    const rows = [];
+    for (const uri of load.sourceUris || []) {
+      const data = loadSource(uri);
+      if (!data) {
+        outcome.errorResult = { reason: 'notFound', message: `Not found: URI ${uri}` };
+        return;
+      }
+      for (const line of data.toString('utf8').split('\n')) {
+        if (!line.trim()) continue;
+        try {
+          rows.push(JSON.parse(line));
+        } catch {
+          outcome.errorResult = {
+            reason: 'invalid',
+            message: `Error while reading data, error message: JSON table encountered too many errors, giving up. Rows: ${rows.length + 1}; errors: 1.`,
+          };
+          return;
+        }
+      }
+    }
+    const ref = load.destinationTable || {};
+    const key = `${ref.datasetId}.${ref.tableId}`;
+    tables.set(key, [...(tables.get(key) || []), ...rows]);
+    outcome.outputRows = rows.length;
   }
 
   function isDone(job) {
@@ -1548,6 +1583,10 @@ export async function startFakeBigQuery(opts = {}) {
       if (outcome.rows) job.rows = outcome.rows;
       job.pendingPolls = 0;
     },
+    /** Rows successful load jobs appended to `dataset.table` (with a loadSource). */
+    tableRows(name) {
+      return [...(tables.get(name) || [])];
+    },
     /** Internal job state (configuration, outcome, rows...) or undefined. */
     getJob(jobId, project) {
       return [...jobs.values()].find((j) => j.jobId === jobId && (!project || j.project === project));
@@ -1556,6 +1595,7 @@ export async function startFakeBigQuery(opts = {}) {
     /** Drop all jobs, scripts, recorded requests and faults. */
     reset() {
       jobs.clear();
+      tables.clear();
       jobScripts.length = 0;
       queryScripts.length = 0;
       srv.clearRequests();
@@ -1588,7 +1628,12 @@ export async function startFakeGcp({ gcs = {}, bigquery = {} } = {}) {
   const g = await startFakeGcs({ ...gcs, sharedLog: requests });
   let b;
   try {
-    b = await startFakeBigQuery({ ...bigquery, sharedLog: requests });
+    // Load jobs read their gs:// sources from the GCS fake, as BigQuery reads them from GCS.
+    const loadSource = (uri) => {
+      const m = /^gs:\/\/([^/]+)\/(.+)$/.exec(uri);
+      return m ? g.getObject(m[1], m[2])?.data : undefined;
+    };
+    b = await startFakeBigQuery({ loadSource, ...bigquery, sharedLog: requests });
   } catch (e) {
     await g.stop();
     throw e;

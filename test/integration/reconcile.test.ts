@@ -5,7 +5,6 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { Storage } from '@google-cloud/storage';
-import { SystemClock } from '../../functions/adapters/common/system-clock.js';
 import { GcsObjectStore } from '../../functions/adapters/gcp/gcs-object-store.js';
 import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
 import { EventLogPublisher } from '../../functions/adapters/local/event-log-publisher.js';

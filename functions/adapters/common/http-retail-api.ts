@@ -43,7 +43,7 @@ export class HttpRetailApi implements RetailApi {
         signal: AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch (error) {
-      throw new TransientError(`${what}: ${networkReason(error, this.options.timeoutMs)}`);
+      throw new TransientError(`${what}: ${networkReason(error, this.options.timeoutMs)}`, { cause: error });
     }
     let body: string;
     try {
@@ -57,7 +57,7 @@ export class HttpRetailApi implements RetailApi {
       try {
         return parsePageBody(body);
       } catch (error) {
-        throw new TransientError(`${what}: ${(error as Error).message}`);
+        throw new TransientError(`${what}: ${(error as Error).message}`, { cause: error });
       }
     }
     const detail = errorText(body);

@@ -312,7 +312,11 @@ export class GcsObjectStore implements ObjectStore {
     await this.delete(source, { ifGenerationMatch: current }).catch((error: unknown) => {
       if (!(error instanceof PreconditionFailedError)) throw error;
     });
-    const [metadata] = await target.getMetadata();
-    return info(destination, metadata as GcsMetadata);
+    try {
+      const [metadata] = await target.getMetadata();
+      return info(destination, metadata as GcsMetadata);
+    } catch (error) {
+      throw classifyStorageError(`reading ${this.location}/${destination}`, error);
+    }
   }
 }

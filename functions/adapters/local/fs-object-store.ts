@@ -69,7 +69,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       return await readFile(this.path(key));
     } catch (error) {
-      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`);
+      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`, { cause: error });
       throw error;
     }
   }
@@ -79,7 +79,7 @@ export class FsObjectStore implements ObjectStore {
     try {
       for await (const chunk of createReadStream(path)) yield chunk as Buffer;
     } catch (error) {
-      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`);
+      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`, { cause: error });
       throw error;
     }
   }
@@ -122,7 +122,7 @@ export class FsObjectStore implements ObjectStore {
       await copyFile(this.path(key), tmp);
     } catch (error) {
       await unlink(tmp).catch(() => undefined);
-      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`);
+      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${key}`, { cause: error });
       throw error;
     }
     return target.install(tmp, destination, options.ifDestinationAbsent ? '0' : undefined);
@@ -139,7 +139,7 @@ export class FsObjectStore implements ObjectStore {
       await out.close();
       await unlink(tmp).catch(() => undefined);
       if (code(error) === 'ENOENT')
-        throw new ObjectNotFoundError(`compose into ${destination}: a source is missing`);
+        throw new ObjectNotFoundError(`compose into ${destination}: a source is missing`, { cause: error });
       throw error;
     }
     await out.close();
@@ -170,7 +170,7 @@ export class FsObjectStore implements ObjectStore {
       });
     } catch (error) {
       await unlink(tmp).catch(() => undefined);
-      if (code(error) === 'EEXIST') throw new PreconditionFailedError(`${key} exists already`);
+      if (code(error) === 'EEXIST') throw new PreconditionFailedError(`${key} exists already`, { cause: error });
       throw error;
     }
     return this.infoOf(key, path);
@@ -269,8 +269,8 @@ export class FsObjectStore implements ObjectStore {
         }
       });
     } catch (error) {
-      if (code(error) === 'EEXIST') throw new PreconditionFailedError(`${destination} exists already`);
-      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${source}`);
+      if (code(error) === 'EEXIST') throw new PreconditionFailedError(`${destination} exists already`, { cause: error });
+      if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${source}`, { cause: error });
       throw error;
     }
     // A moved object is a new object where it lands (as a GCS copy is): its time is now.
