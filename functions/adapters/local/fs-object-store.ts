@@ -170,7 +170,8 @@ export class FsObjectStore implements ObjectStore {
       });
     } catch (error) {
       await unlink(tmp).catch(() => undefined);
-      if (code(error) === 'EEXIST') throw new PreconditionFailedError(`${key} exists already`, { cause: error });
+      if (code(error) === 'EEXIST')
+        throw new PreconditionFailedError(`${key} exists already`, { cause: error });
       throw error;
     }
     return this.infoOf(key, path);
@@ -269,7 +270,8 @@ export class FsObjectStore implements ObjectStore {
         }
       });
     } catch (error) {
-      if (code(error) === 'EEXIST') throw new PreconditionFailedError(`${destination} exists already`, { cause: error });
+      if (code(error) === 'EEXIST')
+        throw new PreconditionFailedError(`${destination} exists already`, { cause: error });
       if (code(error) === 'ENOENT') throw new ObjectNotFoundError(`no object ${source}`, { cause: error });
       throw error;
     }
