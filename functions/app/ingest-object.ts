@@ -152,7 +152,10 @@ async function resumeOrDuplicate(
  * Takes over a claim an earlier delivery left: only once it is stale, and atomically — the claim
  * is rewritten onto itself pinned to the generation found, so of two deliveries (or a delivery
  * and the reconciler) racing for it, exactly one wins; the other gets ClaimHeldError. The rewrite
- * also restarts the claim's age, so nobody else takes it over while the winner works.
+ * also restarts the claim's age, so nobody else takes it over while the winner works. On GCS the
+ * rewrite carries ifSourceGenerationMatch and ifGenerationMatch, and a request whose precondition
+ * does not hold fails with 412 and changes nothing
+ * (https://cloud.google.com/storage/docs/request-preconditions).
  */
 async function takeOver(claim: Claim, held: ObjectInfo, ports: IngestPorts, settings: IngestSettings) {
   const age = ports.clock.now().getTime() - held.updated.getTime();
@@ -266,7 +269,7 @@ async function settleClaim(
   if (!claimed) throw new ClaimHeldError(`${claim.key} was settled by another delivery meanwhile`);
   const claimedAt = claimed.updated;
   if (!isLoadable(claim.objectName)) {
-    return fail(claim, claimedAt, ports, logger, new FileRejectedError('only files ending .json are loaded'));
+    return fail(claim, claimed, ports, logger, new FileRejectedError('only files ending .json are loaded'));
   }
   const rowsKey = rowsKeyOf(claim.key);
   let load: { rows: number; alreadyLoaded: boolean; loadedAt: Date };
@@ -283,8 +286,7 @@ async function settleClaim(
       maxSaleId: rows.maxSaleId,
     });
   } catch (error) {
-    if (error instanceof PipelineError && !error.retryable)
-      return fail(claim, claimedAt, ports, logger, error);
+    if (error instanceof PipelineError && !error.retryable) return fail(claim, claimed, ports, logger, error);
     throw error; // transient: the claim stays in processing/ and is finished by a retry or recovery
   }
 
@@ -331,7 +333,7 @@ async function settleClaim(
     // reconciler's) takes them.
     mergeError = describeError(error);
   }
-  await moveOut(ports.store, claim, archivedObject);
+  await moveOut(ports.store, claim, claimed, archivedObject);
   logger.log('INFO', 'file loaded', {
     event: 'file.loaded',
     rows: load.rows,
@@ -428,20 +430,24 @@ async function destinationFor(store: ObjectStore, claim: Claim, wanted: string):
 }
 
 /**
- * The last step of settling: the claim moves to its destination, create-only. A destination that
- * exists already holds this claim's copy (see destinationFor) when the bytes match: the claim
- * only has to go. Otherwise another file took the name meanwhile, and a retry chooses again.
+ * The last step of settling: the claim, at the generation this settle started from, moves to its
+ * destination, create-only. A destination that exists already holds this claim's copy (see
+ * destinationFor) when the bytes match: the claim only has to go. Otherwise another file took
+ * the name meanwhile (or another delivery took the claim over), and a retry chooses again.
  */
-async function moveOut(store: ObjectStore, claim: Claim, destination: string): Promise<void> {
-  const held = await store.stat(claim.key);
-  if (!held) return; // moved by an earlier try whose answer was lost
+async function moveOut(
+  store: ObjectStore,
+  claim: Claim,
+  held: ObjectInfo,
+  destination: string,
+): Promise<void> {
   try {
     await store.move(claim.key, destination, {
       ifSourceGenerationMatch: held.generation,
       ifDestinationAbsent: true,
     });
   } catch (error) {
-    if (error instanceof ObjectNotFoundError) return;
+    if (error instanceof ObjectNotFoundError) return; // moved by an earlier try whose answer was lost
     if (!(error instanceof PreconditionFailedError)) throw error;
     if (!(await sameContent(store, claim.key, destination))) {
       throw new TransientError(`${destination} was taken by another file meanwhile; trying again`, {
@@ -486,7 +492,7 @@ async function sameContent(store: ObjectStore, a: string, b: string): Promise<bo
 
 async function fail(
   claim: Claim,
-  claimedAt: Date,
+  claimed: ObjectInfo,
   ports: IngestPorts,
   logger: Logger,
   error: unknown,
@@ -495,7 +501,11 @@ async function fail(
   const line = error instanceof FileRejectedError ? error.line : undefined;
   const now = ports.clock.now();
   // The folder follows the claim's time, so a retry after a crash settles in the same place.
-  const target = await destinationFor(ports.store, claim, failedKey(claim.entity, claim.name, claimedAt));
+  const target = await destinationFor(
+    ports.store,
+    claim,
+    failedKey(claim.entity, claim.name, claimed.updated),
+  );
   await ports.store.write(
     errorSidecarKey(target),
     `${JSON.stringify(
@@ -534,7 +544,7 @@ async function fail(
       ...(line !== undefined ? { line } : {}),
     },
   });
-  await moveOut(ports.store, claim, target);
+  await moveOut(ports.store, claim, claimed, target);
   logger.log('WARNING', 'file failed', { event: 'file.failed', failedObject: target, reason });
   return { status: 'failed', object: claim.objectName, failedObject: target, reason };
 }

@@ -1,6 +1,9 @@
 import { CloudRunV2Job } from '@cdktf/provider-google/lib/cloud-run-v2-job/index.js';
 import { CloudRunV2JobIamMember } from '@cdktf/provider-google/lib/cloud-run-v2-job-iam-member/index.js';
-import { CloudSchedulerJob } from '@cdktf/provider-google/lib/cloud-scheduler-job/index.js';
+import {
+  CloudSchedulerJob,
+  type CloudSchedulerJobHttpTarget,
+} from '@cdktf/provider-google/lib/cloud-scheduler-job/index.js';
 import type { IResolvable, ITerraformDependable } from 'cdktf';
 import { Construct } from 'constructs';
 import { ENTITIES, type Entity } from '../../functions/core/entities.js';
@@ -34,6 +37,33 @@ export const SCHEDULES: Readonly<Record<Entity, string>> = {
 /** What a scheduler sends to the Cloud Run Jobs run API: this entity's arguments. */
 export function runOverrides(entity: Entity): string {
   return JSON.stringify({ overrides: { containerOverrides: [{ args: ['--endpoint', entity] }] } });
+}
+
+/**
+ * A Cloud Scheduler target that starts a Cloud Run job through the run API, with an OAuth token
+ * of `serviceAccount`; `overrides` (a JSON body) changes its arguments for this run.
+ */
+export function jobRunTarget(options: {
+  projectId: string;
+  region: string;
+  jobName: string;
+  serviceAccount: string;
+  overrides?: string;
+}): CloudSchedulerJobHttpTarget {
+  return {
+    httpMethod: 'POST',
+    uri: `https://run.googleapis.com/v2/projects/${options.projectId}/locations/${options.region}/jobs/${options.jobName}:run`,
+    ...(options.overrides !== undefined
+      ? {
+          headers: { 'Content-Type': 'application/json' },
+          body: Buffer.from(options.overrides).toString('base64'),
+        }
+      : {}),
+    oauthToken: {
+      serviceAccountEmail: options.serviceAccount,
+      scope: 'https://www.googleapis.com/auth/cloud-platform',
+    },
+  };
 }
 
 /**
@@ -92,16 +122,13 @@ export class Connector extends Construct {
         timeZone: 'Etc/UTC',
         attemptDeadline: '180s',
         retryConfig: { retryCount: 3, minBackoffDuration: '30s' },
-        httpTarget: {
-          httpMethod: 'POST',
-          uri: `https://run.googleapis.com/v2/projects/${props.projectId}/locations/${props.region}/jobs/${this.job.name}:run`,
-          headers: { 'Content-Type': 'application/json' },
-          body: Buffer.from(runOverrides(entity)).toString('base64'),
-          oauthToken: {
-            serviceAccountEmail: props.schedulerServiceAccount,
-            scope: 'https://www.googleapis.com/auth/cloud-platform',
-          },
-        },
+        httpTarget: jobRunTarget({
+          projectId: props.projectId,
+          region: props.region,
+          jobName: this.job.name,
+          serviceAccount: props.schedulerServiceAccount,
+          overrides: runOverrides(entity),
+        }),
       });
     }
   }

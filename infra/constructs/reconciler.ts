@@ -3,6 +3,7 @@ import { CloudRunV2JobIamMember } from '@cdktf/provider-google/lib/cloud-run-v2-
 import { CloudSchedulerJob } from '@cdktf/provider-google/lib/cloud-scheduler-job/index.js';
 import { Construct } from 'constructs';
 import { LOADER_MEMORY } from '../../functions/core/loader-limits.js';
+import { jobRunTarget } from './connector.js';
 
 export interface ReconcilerProps {
   readonly prefix: string;
@@ -44,6 +45,8 @@ export class Reconciler extends Construct {
           containers: [
             {
               image: props.image,
+              // `command` replaces the image's ENTRYPOINT (the connector's), `args` its CMD
+              // (https://cloud.google.com/run/docs/reference/rest/v2/Container).
               command: ['node'],
               args: ['dist/functions/entrypoints/cli.js', 'reconcile', '--gcp', '--log-format', 'json'],
               resources: { limits: { cpu: '1', memory: LOADER_MEMORY } },
@@ -66,14 +69,12 @@ export class Reconciler extends Construct {
       timeZone: 'Etc/UTC',
       attemptDeadline: '180s',
       retryConfig: { retryCount: 1, minBackoffDuration: '60s' },
-      httpTarget: {
-        httpMethod: 'POST',
-        uri: `https://run.googleapis.com/v2/projects/${props.projectId}/locations/${props.region}/jobs/${this.job.name}:run`,
-        oauthToken: {
-          serviceAccountEmail: props.schedulerServiceAccount,
-          scope: 'https://www.googleapis.com/auth/cloud-platform',
-        },
-      },
+      httpTarget: jobRunTarget({
+        projectId: props.projectId,
+        region: props.region,
+        jobName: this.job.name,
+        serviceAccount: props.schedulerServiceAccount,
+      }),
     });
   }
 }

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Holder } from '../../functions/app/lease.js';
@@ -74,4 +74,14 @@ export async function recordsIn(store: ObjectStore, prefix: string): Promise<str
     for (const line of text.split('\n')) if (line) lines.push(line);
   }
   return lines;
+}
+
+/** The local event log of a pipeline home (`events.ndjson`), one event per line; none yet: []. */
+export async function readEvents(
+  home: string,
+): Promise<{ type: string; object?: string; data: Record<string, unknown> }[]> {
+  return (await readFile(join(home, 'events.ndjson'), 'utf8').catch(() => ''))
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l));
 }

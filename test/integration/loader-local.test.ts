@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   type IngestPorts,
@@ -14,7 +12,7 @@ import { TransientError } from '../../functions/core/errors.js';
 import { LOADER_MAX_LINE_CHARS } from '../../functions/core/loader-limits.js';
 import { claimKey } from '../../functions/core/object-keys.js';
 import type { ObjectStore } from '../../functions/ports/object-store.js';
-import { MemoryLogger, tempDir } from '../helpers/fakes.js';
+import { MemoryLogger, readEvents, tempDir } from '../helpers/fakes.js';
 
 const SALE = (id: number, customer = 'C1') =>
   `{"id":${id},"datetime":"2025-07-19T10:00:00Z","total_amount":"5","customer_id":"${customer}","items":[{"product_sku":"P1","quantity":1,"amount":"5"}]}`;
@@ -36,15 +34,6 @@ const count = async (
   rt: { warehouse: { query(sql: string): Promise<Record<string, unknown>[]> } },
   table: string,
 ) => Number((await rt.warehouse.query(`SELECT count(*) AS n FROM ${table}`))[0]?.n);
-
-async function events(
-  home: string,
-): Promise<{ type: string; object?: string; data: Record<string, unknown> }[]> {
-  return (await readFile(join(home, 'events.ndjson'), 'utf8').catch(() => ''))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
 
 /** Every call the loader makes to the store, to prove an ignored event touches nothing. */
 function spying(store: ObjectStore, calls: string[]): ObjectStore {
@@ -83,7 +72,7 @@ describe('the loader on the local runtime', () => {
       assert.equal(again.status, 'duplicate');
       assert.equal(await count(rt, 'raw.sales'), 2);
       assert.deepEqual(
-        (await events(home)).map((e) => e.type),
+        (await readEvents(home)).map((e) => e.type),
         ['file.loaded', 'merge.finished'],
       );
     }));
@@ -147,7 +136,7 @@ describe('the loader on the local runtime', () => {
         assert.equal(sidecar.object, `sales/in/${name}`);
         assert.equal(await count(rt, 'raw.sales'), 0);
         assert.deepEqual(await rt.store.list('sales/processing/'), []);
-        const [event] = await events(home);
+        const [event] = await readEvents(home);
         assert.equal(event?.type, 'file.failed');
         assert.match(String(event?.data.reason), reason);
       }));

@@ -1,6 +1,4 @@
 import assert from 'node:assert/strict';
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import {
@@ -17,7 +15,7 @@ import {
 } from '../../functions/adapters/local/workflows/interpreter.js';
 import { ingestObject } from '../../functions/app/ingest-object.js';
 import { openLocalRuntime } from '../../functions/compose-local.js';
-import { MemoryLogger, tempDir } from '../helpers/fakes.js';
+import { MemoryLogger, readEvents, tempDir } from '../helpers/fakes.js';
 
 const WORKFLOW = loadWorkflow(
   fileURLToPath(new URL('../../workflows/merge.yaml', import.meta.url)),
@@ -163,10 +161,7 @@ async function loadWith(fault: unknown): Promise<Outcome> {
     ).catch(() => undefined);
     const n = async (table: string) =>
       Number((await rt.warehouse.query(`SELECT count(*) AS n FROM ${table}`))[0]?.n);
-    const events = (await readFile(join(dir.path, 'events.ndjson'), 'utf8'))
-      .split('\n')
-      .filter(Boolean)
-      .map((l) => JSON.parse(l));
+    const events = await readEvents(dir.path);
     return {
       events,
       sales: await n('ods.sales'),

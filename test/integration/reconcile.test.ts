@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -21,21 +21,12 @@ import { claimKey } from '../../functions/core/object-keys.js';
 import type { Clock } from '../../functions/ports/clock.js';
 import { runCli } from '../helpers/cli.js';
 import { type FakeGcs, NO_RETRY, startFakeGcs } from '../helpers/fake-gcp.mjs';
-import { MemoryLogger, SeqRandomness, tempDir } from '../helpers/fakes.js';
+import { MemoryLogger, readEvents, SeqRandomness, tempDir } from '../helpers/fakes.js';
 
 const settings = { maxFileBytes: 1024 * 1024 };
 const PRODUCT = (sku: string) => `{"product_sku":"${sku}","description":"d","unit_amount":"1.50"}`;
 const SALE = (id: number) =>
   `{"id":${id},"datetime":"2025-07-19T10:00:00Z","total_amount":"5","customer_id":"C1","items":[{"product_sku":"P1","quantity":1,"amount":"5"}]}`;
-
-async function events(
-  home: string,
-): Promise<{ type: string; object?: string; data: Record<string, unknown> }[]> {
-  return (await readFile(join(home, 'events.ndjson'), 'utf8').catch(() => ''))
-    .split('\n')
-    .filter(Boolean)
-    .map((l) => JSON.parse(l));
-}
 
 const count = async (warehouse: { query(sql: string): Promise<Record<string, unknown>[]> }, sql: string) =>
   Number((await warehouse.query(sql))[0]?.n);
@@ -79,7 +70,7 @@ describe('the reconciler on the local runtime', () => {
         assert.deepEqual(await rt.store.list(`${entity}/in/`), [], `${entity}/in/ empty`);
         assert.deepEqual(await rt.store.list(`${entity}/processing/`), [], `${entity}/processing/ empty`);
       }
-      const healed = (await events(dir.path)).filter((e) => e.type === 'reconcile.healed');
+      const healed = (await readEvents(dir.path)).filter((e) => e.type === 'reconcile.healed');
       assert.deepEqual(healed.map((e) => e.data.action).sort(), [
         'arrival.loaded',
         'claim.finished',
@@ -237,7 +228,7 @@ describe('the reconciler against HTTP-level GCS (atomic preconditions, as deploy
     }
     assert.deepEqual(await store.list('products/in/'), []);
     assert.deepEqual(await store.list('products/processing/'), []);
-    const loadedEvents = (await events(home.path)).filter(
+    const loadedEvents = (await readEvents(home.path)).filter(
       (e) => e.type === 'file.loaded' && String(e.object).includes('race-'),
     );
     assert.equal(new Set(loadedEvents.map((e) => e.object)).size, 4);
