@@ -22,9 +22,10 @@ export interface ReconcileSettings {
   /** A load still unmerged this long after it was loaded lost its merge start. */
   readonly unmergedAfterMs: number;
   /**
-   * A file waiting in `{entity}/in/` this long lost its event. Eventarc retries a failing delivery
-   * with exponential backoff for up to 24 hours; a file that waits this long while its deliveries
-   * fail is taken here too, and whichever claims it first loads it.
+   * A file waiting in `{entity}/in/` this long lost its event. Eventarc redelivers a failing event
+   * with a backoff of 10 s growing to 600 s and discards it after the 24-hour message retention
+   * (https://cloud.google.com/eventarc/docs/retry-events); a file that waits this long while its
+   * deliveries fail is taken here too, and whichever claims it first loads it.
    */
   readonly arrivalLostAfterMs: number;
 }

@@ -35,6 +35,8 @@ export class Alerting extends Construct {
       metricDescriptor: { metricKind: 'DELTA', valueType: 'INT64', unit: '1' },
     });
     // What the reconciler healed and what it could not, per action: both visible on one metric.
+    // Labels come from the entry's fields through extractor expressions
+    // (https://cloud.google.com/logging/docs/logs-based-metrics/labels).
     const reconciled = new LoggingMetric(this, 'reconciler-items', {
       name: `${props.prefix}-reconciler-items`,
       description:

@@ -1239,10 +1239,14 @@ export async function startFakeBigQuery(opts = {}) {
         outcome.errorResult = { reason: 'notFound', message: `Not found: URI ${uri}` };
         return;
       }
+      let position = 0;
       for (const line of data.toString('utf8').split('\n')) {
+        const start = position;
+        position += Buffer.byteLength(line) + 1;
         if (!line.trim()) continue;
+        let row;
         try {
-          rows.push(JSON.parse(line));
+          row = JSON.parse(line);
         } catch {
           outcome.errorResult = {
             reason: 'invalid',
@@ -1250,12 +1254,38 @@ export async function startFakeBigQuery(opts = {}) {
           };
           return;
         }
+        // ignoreUnknownValues false (the default): a field the schema does not have fails the job.
+        const unknown = unknownField(row, load.schema?.fields);
+        if (load.schema && !load.ignoreUnknownValues && unknown) {
+          outcome.errorResult = {
+            reason: 'invalid',
+            message: `Error while reading data, error message: JSON parsing error in row starting at position ${start}: No such field: ${unknown}.`,
+          };
+          return;
+        }
+        rows.push(row);
       }
     }
     const ref = load.destinationTable || {};
     const key = `${ref.datasetId}.${ref.tableId}`;
     tables.set(key, [...(tables.get(key) || []), ...rows]);
     outcome.outputRows = rows.length;
+  }
+
+  /** The first field of a JSON row (records and repeated records included) that `fields` lacks. */
+  function unknownField(row, fields = []) {
+    if (row === null || typeof row !== 'object' || Array.isArray(row)) return undefined;
+    for (const [name, value] of Object.entries(row)) {
+      const field = fields.find((f) => f.name === name);
+      if (!field) return name;
+      if (field.type === 'RECORD' || field.type === 'STRUCT') {
+        for (const item of Array.isArray(value) ? value : [value]) {
+          const nested = unknownField(item, field.fields);
+          if (nested) return `${name}.${nested}`;
+        }
+      }
+    }
+    return undefined;
   }
 
   function isDone(job) {
