@@ -142,6 +142,7 @@ export class PipelineStack extends TerraformStack {
       location: v.bigqueryLocation,
       deletionProtection: props.deletionProtection,
       environment: props.environment,
+      projectId: v.projectId,
     });
     // One project per environment. The datasets' names are the project's (raw, ods, dmt, ops):
     // a second environment applied to the same project fails creating them (409), and since
@@ -246,6 +247,7 @@ export class PipelineStack extends TerraformStack {
     }
     grant.table('loader-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.loader));
     grant.table('loader-files', 'ops.files', 'roles/bigquery.dataEditor', member(sa.loader));
+    grant.table('loader-fields', 'ops.schema_fields', 'roles/bigquery.dataEditor', member(sa.loader));
     grant.project('loader-jobs', 'roles/bigquery.jobUser', member(sa.loader));
     grant.publisher('loader-events', member(sa.loader));
     grant.project('loader-workflows', 'roles/workflows.invoker', member(sa.loader));
@@ -262,6 +264,8 @@ export class PipelineStack extends TerraformStack {
     }
     grant.table('reconciler-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.reconciler));
     grant.table('reconciler-files', 'ops.files', 'roles/bigquery.dataEditor', member(sa.reconciler));
+    grant.table('reconciler-fields', 'ops.schema_fields', 'roles/bigquery.dataEditor', member(sa.reconciler));
+    grant.table('reconciler-queue', 'ops.mart_queue', 'roles/bigquery.dataViewer', member(sa.reconciler));
     grant.project('reconciler-jobs', 'roles/bigquery.jobUser', member(sa.reconciler));
     grant.publisher('reconciler-events', member(sa.reconciler));
     grant.project('reconciler-workflows', 'roles/workflows.invoker', member(sa.reconciler));
@@ -278,13 +282,14 @@ export class PipelineStack extends TerraformStack {
       'roles/pubsub.publisher',
       `serviceAccount:${gcsAgent.emailAddress}`,
     );
-    // The merge workflow: reads raw, writes ods and dmt, marks loads merged and records its
-    // steps in ops; publishes its outcome.
+    // The merge workflow: reads raw, writes ods and dmt, marks loads merged, queues and carries
+    // the changed keys (ops.mart_queue) and records its steps in ops; publishes its outcome.
     grant.dataset('workflow-raw', 'raw', 'roles/bigquery.dataViewer', member(sa.workflow));
     grant.dataset('workflow-ods', 'ods', 'roles/bigquery.dataEditor', member(sa.workflow));
     grant.dataset('workflow-dmt', 'dmt', 'roles/bigquery.dataEditor', member(sa.workflow));
     grant.table('workflow-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.workflow));
     grant.table('workflow-merges', 'ops.merges', 'roles/bigquery.dataEditor', member(sa.workflow));
+    grant.table('workflow-queue', 'ops.mart_queue', 'roles/bigquery.dataEditor', member(sa.workflow));
     grant.project('workflow-jobs', 'roles/bigquery.jobUser', member(sa.workflow));
     grant.publisher('workflow-events', member(sa.workflow));
     // Analysts: read the mart, run their queries.

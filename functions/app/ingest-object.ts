@@ -8,7 +8,12 @@ import {
   PreconditionFailedError,
   TransientError,
 } from '../core/errors.js';
-import { CLAIM_STALE_AFTER_MS, LOADER_MAX_LINE_CHARS, ROWS_BATCH_CHARS } from '../core/loader-limits.js';
+import {
+  CLAIM_STALE_AFTER_MS,
+  LOADER_MAX_LINE_CHARS,
+  MAX_DRIFT_FIELDS,
+  ROWS_BATCH_CHARS,
+} from '../core/loader-limits.js';
 import {
   archiveKey,
   claimKey,
@@ -273,8 +278,10 @@ async function settleClaim(
   }
   const rowsKey = rowsKeyOf(claim.key);
   let load: { rows: number; alreadyLoaded: boolean; loadedAt: Date };
+  let extraFields: ReadonlySet<string> = new Set();
   try {
     const rows = await normalise(ports.store, claim, claimed, rowsKey, settings.maxFileBytes, claimedAt);
+    extraFields = rows.extraFields;
     load = await ports.warehouse.loadRaw({
       entity: claim.entity,
       loadId: `${claim.objectName}#${claim.generation}`,
@@ -294,6 +301,7 @@ async function settleClaim(
   // derives the rows again and finds the load in the ledger; the other order would strand the
   // rows file in processing/ with no claim to lead anyone to it.
   await ports.store.delete(rowsKey);
+  if (extraFields.size) await reportDrift(claim, [...extraFields], load.loadedAt, ports, logger);
   const archivedObject = await destinationFor(
     ports.store,
     claim,
@@ -351,6 +359,33 @@ async function settleClaim(
 }
 
 /**
+ * Fields the raw schema does not name are kept in raw's extras; the first file that carries one
+ * announces it (schema.drift), so that someone extends the schema. The event goes before the
+ * record: a crash in between announces it again (at least once), never not at all.
+ */
+async function reportDrift(
+  claim: Claim,
+  fields: readonly string[],
+  loadedAt: Date,
+  ports: IngestPorts,
+  logger: Logger,
+): Promise<void> {
+  const unseen = await ports.warehouse.unseenFields(claim.entity, fields);
+  if (!unseen.length) return;
+  await publish(ports, {
+    type: 'schema.drift',
+    entity: claim.entity,
+    object: claim.objectName,
+    data: { generation: claim.generation, fields: unseen },
+  });
+  await ports.warehouse.recordFields(claim.entity, unseen, claim.objectName, loadedAt);
+  logger.log('WARNING', `new fields kept in raw.${claim.entity}.extras: ${unseen.join(', ')}`, {
+    event: 'schema.drift',
+    fields: unseen,
+  });
+}
+
+/**
  * Reads the claimed file, checks every line, and writes the raw rows next to it: exactly the raw
  * table's columns, SYS_DATE_CREATE and SYS_FILE_NAME included, so that BigQuery (a load job) and
  * DuckDB (read_json) append the same file as it is.
@@ -362,13 +397,14 @@ async function normalise(
   rowsKey: string,
   maxFileBytes: number,
   loadedAt: Date,
-): Promise<{ count: number; maxSaleId: bigint | undefined }> {
+): Promise<{ count: number; maxSaleId: bigint | undefined; extraFields: ReadonlySet<string> }> {
   const sys = { SYS_DATE_CREATE: loadedAt.toISOString(), SYS_FILE_NAME: claim.objectName };
   if (info.size > maxFileBytes) {
     throw new FileRejectedError(`the file is ${info.size} bytes, over the limit of ${maxFileBytes} bytes`);
   }
   let count = 0;
   let maxSaleId: bigint | undefined;
+  const extraFields = new Set<string>();
   // The rows stream out as they are made, in batches of about 64 KiB: memory holds a batch and one
   // line, never the file. A rejection ends the stream early, so no rows object is left.
   async function* rows(): AsyncGenerator<Uint8Array> {
@@ -388,6 +424,8 @@ async function normalise(
         count++;
         if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
           maxSaleId = row.saleId;
+        // Bounded: a file of ever-new field names (a map sent as an object) names a few hundred.
+        for (const field of row.extraFields) if (extraFields.size < MAX_DRIFT_FIELDS) extraFields.add(field);
         if (batched >= ROWS_BATCH_CHARS) {
           yield Buffer.from(batch.join(''));
           batch = [];
@@ -412,7 +450,7 @@ async function normalise(
     if (batch.length) yield Buffer.from(batch.join(''));
   }
   await store.writeStream(rowsKey, rows());
-  return { count, maxSaleId };
+  return { count, maxSaleId, extraFields };
 }
 
 /**

@@ -12,6 +12,7 @@ export const EVENT_TYPES = [
   'merge.failed', // a merge workflow stopped: { step, reason }
   'connector.run.finished', // an extract run ended: { runId, records, files, pagesFetched, pagesReused, resumed }
   'reconcile.healed', // the reconciler healed one item: { action, object, ageSeconds, outcome, settledObject? }
+  'schema.drift', // a file carried fields the raw schema does not name, first time seen: { generation, fields }
 ] as const;
 export type EventType = (typeof EVENT_TYPES)[number];
 

@@ -28,3 +28,6 @@ export const LOADER_MAX_LINE_CHARS = 4 * 2 ** 20;
  * than 20) grow its young generation; 64 KiB keeps the loader's heap at its baseline.
  */
 export const ROWS_BATCH_CHARS = 2 ** 16;
+
+/** At most this many new field names are reported (schema.drift) for one file. */
+export const MAX_DRIFT_FIELDS = 200;

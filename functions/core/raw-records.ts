@@ -5,7 +5,9 @@ import { apiFields, type Field, RAW_TABLES } from './schema.js';
 /**
  * Turning one line of a landed file into one raw row. Raw keeps every API field as received, as
  * text: numbers (and booleans) become strings holding their exact JSON text, so `59.90` stays
- * "59.90" and no digit is lost. Unknown fields are dropped here (never an error). A line that is
+ * "59.90" and no digit is lost. Fields the schema does not name (the API added one) are kept in
+ * the row's `extras` JSON, never an error, never dropped: top-level ones by name, a sale line's
+ * under `extras.items` (one object per line, in line order). A line that is
  * not a JSON object, or holds an object where a single value belongs (or a non-list where a list
  * belongs), cannot be a raw row: the file is rejected with the line number.
  */
@@ -66,6 +68,20 @@ function scalar(value: Json | undefined, path: string, line: number): string | n
   throw new RecordShapeError(line, `${path} is ${kindOf(value)}, expected a single value`);
 }
 
+/** The fields of `record` that `known` does not name, or undefined when there are none. */
+function extrasOf(
+  record: { readonly [key: string]: Json },
+  known: readonly Field[],
+): { [key: string]: Json } | undefined {
+  let out: { [key: string]: Json } | undefined;
+  for (const key of Object.keys(record)) {
+    if (known.some((field) => field.name === key)) continue;
+    out ??= {};
+    out[key] = record[key] as Json;
+  }
+  return out;
+}
+
 function project(field: Field, value: Json | undefined, path: string, line: number): Json {
   if (field.mode !== 'REPEATED') return scalar(value, path, line);
   // A missing or null list is an empty list (BigQuery's REPEATED fields cannot be NULL).
@@ -92,6 +108,8 @@ export interface RawRow {
   readonly json: string;
   /** Sales: the id, when it is an integer. */
   readonly saleId: bigint | undefined;
+  /** Paths of the fields kept in extras, e.g. `loyalty_tier`, `items[].discount_code`. */
+  readonly extraFields: readonly string[];
 }
 
 /** One line of a landed file as a raw row; throws RecordShapeError when it cannot be one. */
@@ -111,11 +129,27 @@ export function toRawRow(
     throw new RecordShapeError(lineNumber, `a record must be a JSON object, found ${kindOf(parsed)}`);
   }
   const record = parsed as { [key: string]: Json };
+  const known = apiFields(RAW_TABLES[entity]).filter((field) => field.name !== 'extras');
   const row: { [key: string]: Json } = {};
-  for (const field of apiFields(RAW_TABLES[entity])) {
-    row[field.name] = project(field, record[field.name], field.name, lineNumber);
+  for (const field of known) row[field.name] = project(field, record[field.name], field.name, lineNumber);
+  const extras = extrasOf(record, known);
+  const extraFields = Object.keys(extras ?? {});
+  const lines = known.find((field) => field.type === 'STRUCT');
+  const items = lines ? record[lines.name] : undefined;
+  if (lines && Array.isArray(items)) {
+    const perLine = items.map((item) =>
+      item && typeof item === 'object' && !Array.isArray(item)
+        ? extrasOf(item, lines.fields ?? [])
+        : undefined,
+    );
+    if (perLine.some(Boolean)) {
+      const names = new Set(perLine.flatMap((e) => Object.keys(e ?? {})));
+      for (const name of names) extraFields.push(`${lines.name}[].${name}`);
+      row.extras = { ...extras, [lines.name]: perLine.map((e) => e ?? {}) };
+    }
   }
+  row.extras ??= extras ?? null;
   const saleId =
     entity === 'sales' && typeof row.id === 'string' ? integerOf(JSON.stringify(row.id)) : undefined;
-  return { json: JSON.stringify(sys ? { ...row, ...sys } : row), saleId };
+  return { json: JSON.stringify(sys ? { ...row, ...sys } : row), saleId, extraFields };
 }

@@ -59,6 +59,14 @@ const SYS = [
 
 const RAW_NOTE = 'as received (numbers as their JSON text)';
 
+/** Fields the API sends that the schema does not name yet: kept, never dropped. */
+const extras = (more = ''): Field =>
+  f(
+    'extras',
+    'JSON',
+    `Fields of the record that this schema does not name (a field the API added), as received, numbers as their JSON text${more}; NULL when none.`,
+  );
+
 export const RAW_TABLES = {
   sales: {
     dataset: 'raw',
@@ -79,6 +87,9 @@ export const RAW_TABLES = {
         ],
         'Sale lines.',
       ),
+      extras(
+        ', and under "items" one object per sale line with the fields of that line the schema does not name',
+      ),
       ...SYS,
     ],
     partitionBy: 'SYS_DATE_CREATE',
@@ -92,6 +103,7 @@ export const RAW_TABLES = {
       f('description', 'STRING', `Description, ${RAW_NOTE}.`),
       f('unit_amount', 'STRING', `List price of one unit, ${RAW_NOTE}.`),
       f('supplier', 'STRING', `Supplier, ${RAW_NOTE}.`),
+      extras(),
       ...SYS,
     ],
     partitionBy: 'SYS_DATE_CREATE',
@@ -104,6 +116,7 @@ export const RAW_TABLES = {
       f('customer_id', 'STRING', `Customer id, ${RAW_NOTE}.`),
       f('emails', 'STRING', `E-mail addresses, ${RAW_NOTE}.`, 'REPEATED'),
       f('phone_numbers', 'STRING', `Phone numbers, ${RAW_NOTE}.`, 'REPEATED'),
+      extras(),
       ...SYS,
     ],
     partitionBy: 'SYS_DATE_CREATE',
@@ -162,6 +175,59 @@ export const ODS_TABLES = {
     clusterBy: ['customer_id'],
     key: ['customer_id'],
   },
+  products_history: {
+    dataset: 'ods',
+    name: 'products_history',
+    description:
+      'Every version of every product (SCD2): a new version only when a value changes, valid from the load of the file that first carried it.',
+    fields: [
+      f('product_sku', 'STRING', 'Product SKU.', 'REQUIRED'),
+      f('description', 'STRING', 'Description.'),
+      f('unit_amount', 'NUMERIC', 'List price of one unit.'),
+      f('supplier', 'STRING', 'Supplier.'),
+      f(
+        'SYS_DATE_CREATE',
+        'TIMESTAMP',
+        'When the file that first carried this version was loaded.',
+        'REQUIRED',
+      ),
+      f('SYS_FILE_NAME', 'STRING', 'The object name of that file.', 'REQUIRED'),
+      f('valid_from', 'TIMESTAMP', 'Start of validity (= SYS_DATE_CREATE), inclusive.', 'REQUIRED'),
+      f(
+        'valid_to',
+        'TIMESTAMP',
+        "End of validity, exclusive: the next version's valid_from; NULL for the current version.",
+      ),
+    ],
+    clusterBy: ['product_sku'],
+    key: ['product_sku', 'valid_from'],
+  },
+  customers_history: {
+    dataset: 'ods',
+    name: 'customers_history',
+    description:
+      'Every version of every customer (SCD2): a new version only when a value changes, valid from the load of the file that first carried it.',
+    fields: [
+      f('customer_id', 'STRING', 'Customer id.', 'REQUIRED'),
+      f('emails', 'STRING', 'E-mail addresses.', 'REPEATED'),
+      f('phone_numbers', 'STRING', 'Phone numbers.', 'REPEATED'),
+      f(
+        'SYS_DATE_CREATE',
+        'TIMESTAMP',
+        'When the file that first carried this version was loaded.',
+        'REQUIRED',
+      ),
+      f('SYS_FILE_NAME', 'STRING', 'The object name of that file.', 'REQUIRED'),
+      f('valid_from', 'TIMESTAMP', 'Start of validity (= SYS_DATE_CREATE), inclusive.', 'REQUIRED'),
+      f(
+        'valid_to',
+        'TIMESTAMP',
+        "End of validity, exclusive: the next version's valid_from; NULL for the current version.",
+      ),
+    ],
+    clusterBy: ['customer_id'],
+    key: ['customer_id', 'valid_from'],
+  },
   rejects: {
     dataset: 'ods',
     name: 'rejects',
@@ -184,7 +250,8 @@ export const DMT_TABLES = {
   sales_items: {
     dataset: 'dmt',
     name: 'sales_items',
-    description: 'One row per (sale, product SKU) whose product and customer are known. Append only by id.',
+    description:
+      'One row per (sale, product SKU) whose product and customer are known; follows ods (a changed sale replaces its rows, a changed product updates its rows).',
     fields: [
       f('id', 'STRING', 'CAST(sale id AS STRING) || "-" || product_sku.', 'REQUIRED'),
       f('sales_datetime', 'DATETIME', 'The sale time (UTC).'),
@@ -197,6 +264,8 @@ export const DMT_TABLES = {
         'NUMERIC',
         'ROUND(100 * (1 - item_amount / (unit_amount * item_quantity)), 2); NULL when unit_amount * item_quantity is 0; negative above list price.',
       ),
+      f('sale_id', 'INT64', 'Sale id (ods.sales.id).', 'REQUIRED'),
+      f('customer_id', 'STRING', "The sale's customer id."),
     ],
     partitionBy: 'sales_datetime',
     clusterBy: ['product_sku'],
@@ -212,6 +281,7 @@ export const DMT_TABLES = {
       f('customer_id', 'STRING', "The sale's customer id."),
       f('reason', 'STRING', 'missing_product (checked first) or missing_customer.', 'REQUIRED'),
       f('first_seen', 'TIMESTAMP', 'When the line was first found orphaned.', 'REQUIRED'),
+      f('sales_datetime', 'DATETIME', 'The sale time (UTC).'),
     ],
     key: ['sale_id', 'product_sku'],
   },
@@ -242,7 +312,7 @@ export const OPS_TABLES = {
       f('row_count', 'INT64', 'Rows appended to raw.', 'REQUIRED'),
       f('max_sale_id', 'INT64', 'Sales: the largest valid id in the file; where the next extract starts.'),
       f('merged_at', 'TIMESTAMP', 'When its rows were merged into ods (NULL: not yet).'),
-      f('mart_at', 'TIMESTAMP', 'When its sales were considered for the mart (NULL: not yet).'),
+      f('mart_at', 'TIMESTAMP', 'When the mart merge carried its changes into dmt (NULL: not yet).'),
     ],
     partitionBy: 'loaded_at',
     clusterBy: ['entity'],
@@ -277,6 +347,40 @@ export const OPS_TABLES = {
     ],
     partitionBy: 'started_at',
   },
+  mart_queue: {
+    dataset: 'ops',
+    name: 'mart_queue',
+    description:
+      'Keys changed in ods and not yet carried into dmt: written by the ods merges, consumed by the mart merge in the same transaction that applies them.',
+    fields: [
+      f('entity', 'STRING', 'sales, products or customers.', 'REQUIRED'),
+      f(
+        'change_key',
+        'STRING',
+        'The business key that changed (sale id as text, product SKU, customer id).',
+        'REQUIRED',
+      ),
+      f(
+        'sales_datetime',
+        'DATETIME',
+        'Sales: a sale time whose mart rows the change touches (the new one, and the old one when it moved).',
+      ),
+      f('queued_at', 'TIMESTAMP', 'When the ods merge queued it.', 'REQUIRED'),
+    ],
+  },
+  schema_fields: {
+    dataset: 'ops',
+    name: 'schema_fields',
+    description:
+      'Fields the API sent that the raw schema does not name (kept in raw extras), one row per entity and field path, with the file that first carried it.',
+    fields: [
+      f('entity', 'STRING', 'sales, products or customers.', 'REQUIRED'),
+      f('field', 'STRING', 'The field path, e.g. loyalty_tier or items[].discount_code.', 'REQUIRED'),
+      f('first_seen', 'TIMESTAMP', 'Load time of the first file that carried it.', 'REQUIRED'),
+      f('first_object', 'STRING', 'That file (object name in {entity}/in/).', 'REQUIRED'),
+    ],
+    key: ['entity', 'field'],
+  },
   connector_runs: {
     dataset: 'ops',
     name: 'connector_runs',
@@ -295,6 +399,35 @@ export const OPS_TABLES = {
     partitionBy: 'finished_at',
   },
 } as const satisfies Record<string, Table>;
+
+export interface View {
+  readonly dataset: Dataset;
+  readonly name: string;
+  readonly description: string;
+  readonly fields: readonly Field[];
+  /** Its query: sql/bigquery/{sqlFile}.sql in production, sql/duckdb/{sqlFile}.sql locally. */
+  readonly sqlFile: string;
+}
+
+export const VIEWS: readonly View[] = [
+  {
+    dataset: 'dmt',
+    name: 'sales_items_list_price',
+    description:
+      "dmt.sales_items with the product's list price and description at the sale's time (from ods.products_history): the list price on the day of the sale.",
+    fields: [
+      ...DMT_TABLES.sales_items.fields.map((field) => ({ ...field, mode: 'NULLABLE' as const })),
+      f(
+        'list_unit_amount',
+        'NUMERIC',
+        "The product's unit_amount in the version valid at the sale's time (NULL: none known yet then).",
+      ),
+      f('list_description', 'STRING', "The product's description in that version."),
+      f('list_valid_from', 'TIMESTAMP', 'Since when that version was valid (its load).'),
+    ],
+    sqlFile: 'view_sales_items_list_price',
+  },
+];
 
 export const ALL_TABLES: readonly Table[] = [
   ...Object.values(RAW_TABLES),

@@ -76,6 +76,10 @@ export interface Warehouse {
   runStep(step: string, params: Readonly<Record<string, string>>): Promise<StepCounts>;
   recordFile(outcome: FileOutcome): Promise<void>;
   recordConnectorRun(run: ConnectorRunRecord): Promise<void>;
+  /** Of these field paths (kept in raw extras), the ones not recorded yet for the entity. */
+  unseenFields(entity: Entity, fields: readonly string[]): Promise<string[]>;
+  /** Records field paths as seen (ops.schema_fields); a path already there keeps its first sighting. */
+  recordFields(entity: Entity, fields: readonly string[], objectName: string, seenAt: Date): Promise<void>;
   /**
    * Entities with loads whose merge has not run yet (a crash or a failed merge start left them);
    * with `loadedBefore`, only loads older than that count.

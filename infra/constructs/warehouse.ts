@@ -1,20 +1,25 @@
+import { readFileSync } from 'node:fs';
 import { BigqueryDataset } from '@cdktf/provider-google/lib/bigquery-dataset/index.js';
+import { BigqueryDatasetAccessA } from '@cdktf/provider-google/lib/bigquery-dataset-access/index.js';
 import { BigqueryTable } from '@cdktf/provider-google/lib/bigquery-table/index.js';
 import { Construct } from 'constructs';
-import { ALL_TABLES, bigQuerySchema, DATASETS, type Dataset } from '../../functions/core/schema.js';
+import { ALL_TABLES, bigQuerySchema, DATASETS, type Dataset, VIEWS } from '../../functions/core/schema.js';
+import { splitStatements } from '../../functions/core/sql-script.js';
 
 export interface WarehouseProps {
   readonly location: string;
   readonly deletionProtection: boolean;
   /** Labels every dataset: which environment of the pipeline owns this project's datasets. */
   readonly environment: string;
+  /** The project the datasets live in (a view's authorization names it). */
+  readonly projectId: string;
 }
 
 const DATASET_DESCRIPTIONS: Record<Dataset, string> = {
   raw: 'Files as loaded: every API field as text, append only, partitioned by load day.',
-  ods: 'Typed, deduplicated business entities (latest load wins) and the rejects.',
-  dmt: 'What analysts query: sales_items and its orphans.',
-  ops: "The pipeline's own bookkeeping: loads, files, merges, connector runs.",
+  ods: 'Typed, deduplicated business entities (latest load wins), their history (SCD2) and the rejects.',
+  dmt: 'What analysts query: sales_items, its orphans, and the list-price view.',
+  ops: "The pipeline's own bookkeeping: loads, files, merges, connector runs, the mart queue, new fields.",
 };
 
 /** The datasets raw, ods, dmt, ops and every table, from the schemas defined once in functions/core/schema.ts. */
@@ -52,6 +57,31 @@ export class Warehouse extends Construct {
           ...(table.clusterBy ? { clustering: [...table.clusterBy] } : {}),
         },
       );
+    }
+    // Views read ods (the product history); analysts hold roles on dmt only, so each view is an
+    // authorized view of the datasets it reads ("Authorized views": access is granted to the view,
+    // not to its users: https://cloud.google.com/bigquery/docs/authorized-views). A view must name
+    // its tables with their dataset and cannot take query parameters
+    // (https://cloud.google.com/bigquery/docs/views#view_limitations).
+    for (const view of VIEWS) {
+      const query = splitStatements(
+        readFileSync(new URL(`../../sql/bigquery/${view.sqlFile}.sql`, import.meta.url), 'utf8'),
+      )[0];
+      const created = new BigqueryTable(this, `view-${view.dataset}-${view.name}`, {
+        datasetId: this.datasets[view.dataset].datasetId,
+        tableId: view.name,
+        description: view.description,
+        // The provider's default for use_legacy_sql is legacy SQL (true); set it explicitly
+        // (https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/bigquery_table).
+        view: { query: query ?? '', useLegacySql: false },
+        deletionProtection: false,
+        dependsOn: Object.values(tables),
+      });
+      new BigqueryDatasetAccessA(this, `view-access-ods-${view.name}`, {
+        datasetId: this.datasets.ods.datasetId,
+        view: { projectId: props.projectId, datasetId: created.datasetId, tableId: created.tableId },
+      });
+      tables[`${view.dataset}.${view.name}`] = created;
     }
     this.tables = tables;
   }

@@ -1,13 +1,78 @@
--- raw.products -> ods.products (GoogleSQL; the DuckDB twin is sql/duckdb/ods_products.sql).
--- Same shape as ods_sales.sql: new loads only, typing, rejects, latest loaded wins, MERGE (an
--- upsert: a full refresh that no longer lists a SKU does not delete it). Parameters: @now.
+-- raw.products -> ods.products and ods.products_history (GoogleSQL; the DuckDB twin is
+-- sql/duckdb/ods_products.sql). Same shape as ods_sales.sql: new loads only, typing, rejects,
+-- latest loaded wins, MERGE (an upsert: a full refresh that no longer lists a SKU does not delete
+-- it). History (SCD2): every load of the batch is a dated observation of each SKU; a new version
+-- starts only where the values differ from the version before it, so re-runs and unchanged full
+-- refreshes add none, and a load that arrives late (older than versions already kept) is placed
+-- in time by rebuilding the touched SKUs' intervals. SKUs new or changed in description or price
+-- go to ops.mart_queue (the mart rows of a SKU follow it, type 1). Parameters: @now.
 --
 -- Bytes scanned: raw.products is read from `since` (the oldest unmerged load) on, so only the
--- partitions of new loads; ods.products (one row per SKU) is read once by the MERGE.
+-- partitions of new loads; ods.products and ods.products_history (one row per SKU and version,
+-- clustered by SKU) are small and read for the batch's SKUs.
 
 DECLARE since TIMESTAMP DEFAULT (
   SELECT MIN(loaded_at) FROM ops.loads WHERE entity = 'products' AND merged_at IS NULL
 );
+
+-- How the typing rules read a number (DATA_CONTRACT.md, "Typing rules"): its text, blanks around
+-- allowed, as digits d and a power of ten k (value = ±d × 10^k, d without leading or trailing
+-- zeros), so that exponent forms (1.5e2) are judged by their exact value, with no float on the
+-- way. An integer field takes plain digits, or an exponent form whose value is a whole number;
+-- a decimal field takes any form exact at 9 decimals. The problem is the reason's wording.
+CREATE TEMP FUNCTION rp_number(x STRING) AS ((
+  SELECT AS STRUCT
+    IF(int_problem IS NULL AND ok, IF(d = '', 0, CAST(CONCAT(IF(neg, '-', ''), d, REPEAT('0', LEAST(GREATEST(k, 0), 18))) AS INT64)), NULL) AS int_value,
+    int_problem,
+    IF(num_problem IS NULL AND ok, IF(d = '', CAST(0 AS NUMERIC), CAST(CONCAT(IF(neg, '-', ''),
+      IF(k >= 0, CONCAT(d, REPEAT('0', LEAST(k, 29))),
+         IF(LENGTH(d) > -k, CONCAT(SUBSTR(d, 1, LENGTH(d) + k), '.', SUBSTR(d, LENGTH(d) + k + 1)),
+            CONCAT('0.', REPEAT('0', LEAST(GREATEST(-k - LENGTH(d), 0), 9)), d)))) AS NUMERIC)), NULL) AS num_value,
+    num_problem
+  FROM (
+    SELECT
+      ok, neg, d, k,
+      CASE
+        WHEN NOT ok THEN 'is not a number'
+        WHEN plain AND has_point THEN 'is not an integer'
+        WHEN d = '' THEN NULL
+        WHEN k < 0 THEN 'is not an integer'
+        WHEN LENGTH(d) + k > 19 THEN 'is out of the INT64 range'
+        WHEN LENGTH(d) + k = 19
+             AND CONCAT(d, REPEAT('0', LEAST(GREATEST(k, 0), 18))) > IF(neg, '9223372036854775808', '9223372036854775807')
+          THEN 'is out of the INT64 range'
+      END AS int_problem,
+      CASE
+        WHEN NOT ok THEN 'is not a number'
+        WHEN d = '' THEN NULL
+        WHEN k < -9 THEN 'has more than 9 decimals'
+        WHEN LENGTH(d) + k > 29 THEN 'is out of the NUMERIC range'
+      END AS num_problem
+    FROM (
+      SELECT ok, plain, has_point, neg, RTRIM(d0, '0') AS d,
+             ex - LENGTH(fp) + LENGTH(d0) - LENGTH(RTRIM(d0, '0')) AS k
+      FROM (
+        SELECT
+          ok, plain, has_point, neg, fp,
+          LTRIM(CONCAT(IFNULL(REGEXP_EXTRACT(t, r'^[+-]?([0-9]+)'), ''), fp), '0') AS d0,
+          -- an exponent of more than 4 digits only matters by its sign (the value is 0 or out of range)
+          IF(e IS NULL, 0,
+             IF(STARTS_WITH(e, '-'), -1, 1) * IF(LENGTH(LTRIM(e, '+-')) > 4, 99999, CAST(LTRIM(e, '+-') AS INT64))) AS ex
+        FROM (
+          SELECT
+            t,
+            REGEXP_CONTAINS(t, r'^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$') AS ok,
+            NOT REGEXP_CONTAINS(t, r'[eE]') AS plain,
+            REGEXP_CONTAINS(t, r'\.') AS has_point,
+            STARTS_WITH(t, '-') AS neg,
+            IFNULL(REGEXP_EXTRACT(t, r'^[+-]?[0-9]+\.([0-9]+)'), '') AS fp,
+            REGEXP_EXTRACT(t, r'[eE]([+-]?[0-9]+)$') AS e
+          FROM (SELECT TRIM(x, ' \t\n\r') AS t)
+        )
+      )
+    )
+  )
+));
 
 BEGIN TRANSACTION;
 
@@ -18,20 +83,18 @@ WHERE entity = 'products' AND merged_at IS NULL AND loaded_at >= since;
 
 CREATE TEMP TABLE products_checked AS
 WITH typed AS (
-  SELECT
-    r.*,
-    IF(REGEXP_CONTAINS(TRIM(r.unit_amount, ' \t\n\r'), r'^[+-]?[0-9]{1,29}(\.[0-9]{1,9}0*)?$'),
-       CAST(TRIM(r.unit_amount, ' \t\n\r') AS NUMERIC), NULL) AS t_unit_amount
+  SELECT r.*, rp_number(r.unit_amount) AS n_unit_amount
   FROM raw.products AS r
   JOIN batch_loads AS b ON r.SYS_FILE_NAME = b.object_name AND r.SYS_DATE_CREATE = b.loaded_at
   WHERE r.SYS_DATE_CREATE >= since
 )
 SELECT
-  typed.*,
+  typed.* EXCEPT (n_unit_amount),
+  n_unit_amount.num_value AS t_unit_amount,
   CASE
     WHEN product_sku IS NULL OR TRIM(product_sku, ' \t\n\r') = '' THEN 'product_sku is missing'
     WHEN unit_amount IS NULL THEN 'unit_amount is missing'
-    WHEN t_unit_amount IS NULL THEN 'unit_amount is not a decimal number'
+    WHEN n_unit_amount.num_problem IS NOT NULL THEN CONCAT('unit_amount ', n_unit_amount.num_problem)
   END AS reason
 FROM typed;
 
@@ -51,15 +114,66 @@ QUALIFY ROW_NUMBER() OVER (
   PARTITION BY product_sku, reason, TO_JSON_STRING(record) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
 ) = 1;
 
+-- One observation per SKU and load (within one file, ties fall to the content).
+CREATE TEMP TABLE products_seen AS
+SELECT product_sku, description, t_unit_amount AS unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
+FROM products_checked
+WHERE reason IS NULL
+QUALIFY ROW_NUMBER() OVER (
+  PARTITION BY product_sku, SYS_DATE_CREATE, SYS_FILE_NAME
+  ORDER BY t_unit_amount DESC, description DESC, supplier DESC
+) = 1;
+
+CREATE TEMP TABLE products_latest AS
+SELECT * FROM products_seen
+QUALIFY ROW_NUMBER() OVER (PARTITION BY product_sku ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC) = 1;
+
+-- The touched SKUs' history, rebuilt from the versions kept and the batch's observations.
+CREATE TEMP TABLE products_history_rebuilt AS
+WITH observed AS (
+  SELECT product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM ods.products_history
+  WHERE product_sku IN (SELECT product_sku FROM products_seen)
+  UNION ALL
+  SELECT product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM products_seen
+), ordered AS (
+  SELECT
+    observed.*,
+    TO_JSON_STRING(STRUCT(description, unit_amount, supplier)) AS value,
+    LAG(TO_JSON_STRING(STRUCT(description, unit_amount, supplier))) OVER (
+      PARTITION BY product_sku ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
+    ) AS previous_value
+  FROM observed
+)
+SELECT
+  product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME,
+  SYS_DATE_CREATE AS valid_from,
+  LEAD(SYS_DATE_CREATE) OVER (PARTITION BY product_sku ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME) AS valid_to
+FROM ordered
+WHERE previous_value IS NULL OR previous_value <> value;
+
+DELETE FROM ods.products_history AS h
+WHERE h.product_sku IN (SELECT product_sku FROM products_seen);
+
+INSERT INTO ods.products_history
+  (product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME, valid_from, valid_to)
+SELECT product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME, valid_from, valid_to
+FROM products_history_rebuilt;
+
+-- New SKUs (they may settle orphans) and SKUs whose description or price changes (their mart rows).
+INSERT INTO ops.mart_queue (entity, change_key, sales_datetime, queued_at)
+SELECT 'products', s.product_sku, CAST(NULL AS DATETIME), @now
+FROM products_latest AS s
+LEFT JOIN ods.products AS t ON t.product_sku = s.product_sku
+WHERE t.product_sku IS NULL
+   OR ((s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
+        OR (s.SYS_DATE_CREATE = t.SYS_DATE_CREATE AND s.SYS_FILE_NAME > t.SYS_FILE_NAME))
+       AND (s.description IS DISTINCT FROM t.description OR s.unit_amount IS DISTINCT FROM t.unit_amount));
+
 MERGE INTO ods.products AS t
 USING (
-  SELECT product_sku, description, t_unit_amount AS unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
-  FROM products_checked
-  WHERE reason IS NULL
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY product_sku
-    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_unit_amount DESC, description DESC, supplier DESC
-  ) = 1
+  SELECT * FROM products_latest
 ) AS s
 ON t.product_sku = s.product_sku
 WHEN MATCHED AND (s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
@@ -80,4 +194,5 @@ SELECT
   (SELECT COUNT(*) FROM products_checked) AS raw_rows,
   (SELECT COUNTIF(reason IS NOT NULL) FROM products_checked) AS rejected,
   (SELECT COUNT(DISTINCT product_sku) FROM products_checked WHERE reason IS NULL) AS keys,
-  (SELECT COUNT(*) FROM ods.products) AS ods_rows;
+  (SELECT COUNT(*) FROM ods.products) AS ods_rows,
+  (SELECT COUNT(*) FROM ods.products_history) AS history_rows;

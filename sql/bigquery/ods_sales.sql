@@ -1,17 +1,77 @@
 -- raw.sales -> ods.sales (GoogleSQL; the DuckDB twin is sql/duckdb/ods_sales.sql).
 -- Reads only the raw rows of loads not merged yet (ops.loads.merged_at IS NULL), types every row,
 -- sends rows that break a rule to ods.rejects with the reason, keeps the most recently loaded row
--- per id and MERGEs it. One transaction; re-running it changes nothing. Parameters: @now.
+-- per id and MERGEs it; the ids whose row changed go to ops.mart_queue for the mart merge. One
+-- transaction; re-running it changes nothing. Parameters: @now.
 --
 -- Bytes scanned: raw.sales is partitioned by DATE(SYS_DATE_CREATE) and every read of it is
 -- bounded below by `since`, the oldest unmerged load, a script variable BigQuery prunes on; an
 -- hourly run scans the partitions of the new loads only (normally today's). ops.loads (one row
--- per file) and ods.rejects (NOT EXISTS on reject identity) are small; ods.sales is read once by
--- the MERGE, clustered by id.
+-- per file) and ods.rejects (NOT EXISTS on reject identity) are small; ods.sales is read twice
+-- for the batch's ids (the change check and the MERGE), clustered by id.
 
 DECLARE since TIMESTAMP DEFAULT (
   SELECT MIN(loaded_at) FROM ops.loads WHERE entity = 'sales' AND merged_at IS NULL
 );
+
+-- How the typing rules read a number (DATA_CONTRACT.md, "Typing rules"): its text, blanks around
+-- allowed, as digits d and a power of ten k (value = ±d × 10^k, d without leading or trailing
+-- zeros), so that exponent forms (1.5e2) are judged by their exact value, with no float on the
+-- way. An integer field takes plain digits, or an exponent form whose value is a whole number;
+-- a decimal field takes any form exact at 9 decimals. The problem is the reason's wording.
+CREATE TEMP FUNCTION rp_number(x STRING) AS ((
+  SELECT AS STRUCT
+    IF(int_problem IS NULL AND ok, IF(d = '', 0, CAST(CONCAT(IF(neg, '-', ''), d, REPEAT('0', LEAST(GREATEST(k, 0), 18))) AS INT64)), NULL) AS int_value,
+    int_problem,
+    IF(num_problem IS NULL AND ok, IF(d = '', CAST(0 AS NUMERIC), CAST(CONCAT(IF(neg, '-', ''),
+      IF(k >= 0, CONCAT(d, REPEAT('0', LEAST(k, 29))),
+         IF(LENGTH(d) > -k, CONCAT(SUBSTR(d, 1, LENGTH(d) + k), '.', SUBSTR(d, LENGTH(d) + k + 1)),
+            CONCAT('0.', REPEAT('0', LEAST(GREATEST(-k - LENGTH(d), 0), 9)), d)))) AS NUMERIC)), NULL) AS num_value,
+    num_problem
+  FROM (
+    SELECT
+      ok, neg, d, k,
+      CASE
+        WHEN NOT ok THEN 'is not a number'
+        WHEN plain AND has_point THEN 'is not an integer'
+        WHEN d = '' THEN NULL
+        WHEN k < 0 THEN 'is not an integer'
+        WHEN LENGTH(d) + k > 19 THEN 'is out of the INT64 range'
+        WHEN LENGTH(d) + k = 19
+             AND CONCAT(d, REPEAT('0', LEAST(GREATEST(k, 0), 18))) > IF(neg, '9223372036854775808', '9223372036854775807')
+          THEN 'is out of the INT64 range'
+      END AS int_problem,
+      CASE
+        WHEN NOT ok THEN 'is not a number'
+        WHEN d = '' THEN NULL
+        WHEN k < -9 THEN 'has more than 9 decimals'
+        WHEN LENGTH(d) + k > 29 THEN 'is out of the NUMERIC range'
+      END AS num_problem
+    FROM (
+      SELECT ok, plain, has_point, neg, RTRIM(d0, '0') AS d,
+             ex - LENGTH(fp) + LENGTH(d0) - LENGTH(RTRIM(d0, '0')) AS k
+      FROM (
+        SELECT
+          ok, plain, has_point, neg, fp,
+          LTRIM(CONCAT(IFNULL(REGEXP_EXTRACT(t, r'^[+-]?([0-9]+)'), ''), fp), '0') AS d0,
+          -- an exponent of more than 4 digits only matters by its sign (the value is 0 or out of range)
+          IF(e IS NULL, 0,
+             IF(STARTS_WITH(e, '-'), -1, 1) * IF(LENGTH(LTRIM(e, '+-')) > 4, 99999, CAST(LTRIM(e, '+-') AS INT64))) AS ex
+        FROM (
+          SELECT
+            t,
+            REGEXP_CONTAINS(t, r'^[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?$') AS ok,
+            NOT REGEXP_CONTAINS(t, r'[eE]') AS plain,
+            REGEXP_CONTAINS(t, r'\.') AS has_point,
+            STARTS_WITH(t, '-') AS neg,
+            IFNULL(REGEXP_EXTRACT(t, r'^[+-]?[0-9]+\.([0-9]+)'), '') AS fp,
+            REGEXP_EXTRACT(t, r'[eE]([+-]?[0-9]+)$') AS e
+          FROM (SELECT TRIM(x, ' \t\n\r') AS t)
+        )
+      )
+    )
+  )
+));
 
 BEGIN TRANSACTION;
 
@@ -26,60 +86,55 @@ WITH src AS (
   FROM raw.sales AS r
   JOIN batch_loads AS b ON r.SYS_FILE_NAME = b.object_name AND r.SYS_DATE_CREATE = b.loaded_at
   WHERE r.SYS_DATE_CREATE >= since
-), trimmed AS (
-  SELECT
-    src.*,
-    TRIM(id, ' \t\n\r') AS id_t,
-    TRIM(datetime, ' \t\n\r') AS datetime_t,
-    TRIM(total_amount, ' \t\n\r') AS total_amount_t
-  FROM src
 ), typed AS (
   -- each rule is evaluated once per value; the reasons below only look at the results
   SELECT
-    trimmed.*,
-    IF(REGEXP_CONTAINS(id_t, r'^[+-]?[0-9]{1,18}$'), CAST(id_t AS INT64), NULL) AS t_id,
-    IF(REGEXP_CONTAINS(datetime_t,
+    src.*,
+    rp_number(id) AS n_id,
+    IF(REGEXP_CONTAINS(TRIM(datetime, ' \t\n\r'),
          r'^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?$'),
-       DATETIME(SAFE_CAST(datetime_t AS TIMESTAMP), 'UTC'), NULL) AS t_datetime,
-    IF(REGEXP_CONTAINS(total_amount_t, r'^[+-]?[0-9]{1,29}(\.[0-9]{1,9}0*)?$'),
-       CAST(total_amount_t AS NUMERIC), NULL) AS t_total_amount,
+       DATETIME(SAFE_CAST(TRIM(datetime, ' \t\n\r') AS TIMESTAMP), 'UTC'), NULL) AS t_datetime,
+    rp_number(total_amount) AS n_total_amount,
     ARRAY(
       SELECT AS STRUCT
         it.product_sku,
         it.product_sku IS NULL OR TRIM(it.product_sku, ' \t\n\r') = '' AS sku_blank,
         it.quantity AS quantity_raw,
-        IF(REGEXP_CONTAINS(TRIM(it.quantity, ' \t\n\r'), r'^[+-]?[0-9]{1,18}$'),
-           CAST(TRIM(it.quantity, ' \t\n\r') AS INT64), NULL) AS quantity,
+        rp_number(it.quantity) AS quantity,
         it.amount AS amount_raw,
-        IF(REGEXP_CONTAINS(TRIM(it.amount, ' \t\n\r'), r'^[+-]?[0-9]{1,29}(\.[0-9]{1,9}0*)?$'),
-           CAST(TRIM(it.amount, ' \t\n\r') AS NUMERIC), NULL) AS amount,
+        rp_number(it.amount) AS amount,
         o AS line
       FROM UNNEST(items) AS it WITH OFFSET AS o
       ORDER BY o
     ) AS t_lines
-  FROM trimmed
+  FROM src
 )
 SELECT
-  * EXCEPT (id_t, datetime_t, total_amount_t, t_lines),
-  ARRAY(SELECT AS STRUCT l.product_sku, l.quantity, l.amount FROM UNNEST(t_lines) AS l ORDER BY l.line) AS t_items,
+  * EXCEPT (n_id, n_total_amount, t_lines),
+  n_id.int_value AS t_id,
+  n_total_amount.num_value AS t_total_amount,
+  ARRAY(
+    SELECT AS STRUCT l.product_sku, l.quantity.int_value AS quantity, l.amount.num_value AS amount
+    FROM UNNEST(t_lines) AS l ORDER BY l.line
+  ) AS t_items,
   CASE
-    WHEN id IS NULL OR id_t = '' THEN 'id is missing'
-    WHEN t_id IS NULL THEN 'id is not an integer'
+    WHEN id IS NULL OR TRIM(id, ' \t\n\r') = '' THEN 'id is missing'
+    WHEN n_id.int_problem IS NOT NULL THEN CONCAT('id ', n_id.int_problem)
     WHEN datetime IS NULL THEN 'datetime is missing'
     WHEN t_datetime IS NULL THEN 'datetime is not a valid datetime'
     WHEN total_amount IS NULL THEN 'total_amount is missing'
-    WHEN t_total_amount IS NULL THEN 'total_amount is not a decimal number'
+    WHEN n_total_amount.num_problem IS NOT NULL THEN CONCAT('total_amount ', n_total_amount.num_problem)
     WHEN customer_id IS NULL OR TRIM(customer_id, ' \t\n\r') = '' THEN 'customer_id is missing'
     ELSE (
       SELECT CONCAT('items[', CAST(l.line AS STRING), '].', CASE
         WHEN l.sku_blank THEN 'product_sku is missing'
         WHEN l.quantity_raw IS NULL THEN 'quantity is missing'
-        WHEN l.quantity IS NULL THEN 'quantity is not an integer'
+        WHEN l.quantity.int_problem IS NOT NULL THEN CONCAT('quantity ', l.quantity.int_problem)
         WHEN l.amount_raw IS NULL THEN 'amount is missing'
-        ELSE 'amount is not a decimal number'
+        ELSE CONCAT('amount ', l.amount.num_problem)
       END)
       FROM UNNEST(t_lines) AS l
-      WHERE l.sku_blank OR l.quantity IS NULL OR l.amount IS NULL
+      WHERE l.sku_blank OR l.quantity.int_value IS NULL OR l.amount.num_value IS NULL
       ORDER BY l.line
       LIMIT 1
     )
@@ -103,18 +158,34 @@ QUALIFY ROW_NUMBER() OVER (
   PARTITION BY id, reason, TO_JSON_STRING(record) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
 ) = 1;
 
+-- latest loaded wins; within one file, ties fall to the content so the result is deterministic
+CREATE TEMP TABLE sales_latest AS
+SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
+       t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
+FROM sales_checked
+WHERE reason IS NULL
+QUALIFY ROW_NUMBER() OVER (
+  PARTITION BY t_id
+  ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_datetime DESC, t_total_amount DESC,
+           customer_id DESC, TO_JSON_STRING(t_items) DESC
+) = 1;
+
+-- The sales whose ods row this merge changes, with the sale times whose mart rows they touch
+-- (the old time too when a correction moved the sale).
+INSERT INTO ops.mart_queue (entity, change_key, sales_datetime, queued_at)
+SELECT 'sales', CAST(s.id AS STRING), dt, @now
+FROM sales_latest AS s
+LEFT JOIN ods.sales AS t ON t.id = s.id
+CROSS JOIN UNNEST(IF(t.id IS NULL OR t.datetime = s.datetime, [s.datetime], [s.datetime, t.datetime])) AS dt
+WHERE t.id IS NULL
+   OR ((s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
+        OR (s.SYS_DATE_CREATE = t.SYS_DATE_CREATE AND s.SYS_FILE_NAME > t.SYS_FILE_NAME))
+       AND TO_JSON_STRING(STRUCT(s.datetime, s.total_amount, s.customer_id, s.items))
+           <> TO_JSON_STRING(STRUCT(t.datetime, t.total_amount, t.customer_id, t.items)));
+
 MERGE INTO ods.sales AS t
 USING (
-  SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
-         t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
-  FROM sales_checked
-  WHERE reason IS NULL
-  -- latest loaded wins; within one file, ties fall to the content so the result is deterministic
-  QUALIFY ROW_NUMBER() OVER (
-    PARTITION BY t_id
-    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_datetime DESC, t_total_amount DESC,
-             customer_id DESC, TO_JSON_STRING(t_items) DESC
-  ) = 1
+  SELECT * FROM sales_latest
 ) AS s
 ON t.id = s.id
 WHEN MATCHED AND (s.SYS_DATE_CREATE > t.SYS_DATE_CREATE

@@ -1,5 +1,7 @@
--- raw.customers -> ods.customers (DuckDB twin of sql/bigquery/ods_customers.sql).
--- New loads only, rejects, latest loaded wins, MERGE (upsert, never delete). Parameters: $now.
+-- raw.customers -> ods.customers and ods.customers_history (DuckDB twin of sql/bigquery/ods_customers.sql).
+-- New loads only, rejects, latest loaded wins, MERGE (upsert, never delete). History (SCD2) as in
+-- ods_products.sql: a new version only where emails or phone numbers differ from the version
+-- before it. New customers go to ops.mart_queue (orphans waiting for them). Parameters: $now.
 
 CREATE OR REPLACE TEMP TABLE batch_loads AS
 SELECT load_id, object_name, loaded_at FROM ops.loads WHERE entity = 'customers' AND merged_at IS NULL;
@@ -28,16 +30,62 @@ QUALIFY row_number() OVER (
   PARTITION BY customer_id, reason, CAST(record AS VARCHAR) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
 ) = 1;
 
+-- One observation per customer and load (within one file, ties fall to the content).
+CREATE OR REPLACE TEMP TABLE customers_seen AS
+SELECT customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME
+FROM customers_checked
+WHERE reason IS NULL
+QUALIFY row_number() OVER (
+  PARTITION BY customer_id, SYS_DATE_CREATE, SYS_FILE_NAME
+  ORDER BY CAST(emails AS VARCHAR) DESC, CAST(phone_numbers AS VARCHAR) DESC
+) = 1;
+
+CREATE OR REPLACE TEMP TABLE customers_latest AS
+SELECT * FROM customers_seen
+QUALIFY row_number() OVER (PARTITION BY customer_id ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC) = 1;
+
+-- The touched customers' history, rebuilt from the versions kept and the batch's observations.
+CREATE OR REPLACE TEMP TABLE customers_history_rebuilt AS
+WITH observed AS (
+  SELECT customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM ods.customers_history
+  WHERE customer_id IN (SELECT customer_id FROM customers_seen)
+  UNION ALL
+  SELECT customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM customers_seen
+), ordered AS (
+  SELECT
+    observed.*,
+    CAST({'e': emails, 'p': phone_numbers} AS VARCHAR) AS value,
+    lag(CAST({'e': emails, 'p': phone_numbers} AS VARCHAR)) OVER (
+      PARTITION BY customer_id ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
+    ) AS previous_value
+  FROM observed
+)
+SELECT
+  customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME,
+  SYS_DATE_CREATE AS valid_from,
+  lead(SYS_DATE_CREATE) OVER (PARTITION BY customer_id ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME) AS valid_to
+FROM ordered
+WHERE previous_value IS NULL OR previous_value <> value;
+
+DELETE FROM ods.customers_history AS h
+WHERE h.customer_id IN (SELECT customer_id FROM customers_seen);
+
+INSERT INTO ods.customers_history
+  (customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME, valid_from, valid_to)
+SELECT customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME, valid_from, valid_to
+FROM customers_history_rebuilt;
+
+-- New customers: sale lines waiting for them may enter the mart (no mart column follows a customer).
+INSERT INTO ops.mart_queue (entity, change_key, sales_datetime, queued_at)
+SELECT 'customers', s.customer_id, CAST(NULL AS TIMESTAMP), CAST($now AS TIMESTAMPTZ)
+FROM customers_latest AS s
+WHERE NOT EXISTS (SELECT 1 FROM ods.customers AS t WHERE t.customer_id = s.customer_id);
+
 MERGE INTO ods.customers AS t
 USING (
-  SELECT customer_id, emails, phone_numbers, SYS_DATE_CREATE, SYS_FILE_NAME
-  FROM customers_checked
-  WHERE reason IS NULL
-  QUALIFY row_number() OVER (
-    PARTITION BY customer_id
-    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, CAST(emails AS VARCHAR) DESC,
-             CAST(phone_numbers AS VARCHAR) DESC
-  ) = 1
+  SELECT * FROM customers_latest
 ) AS s
 ON t.customer_id = s.customer_id
 WHEN MATCHED AND (s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
@@ -56,4 +104,5 @@ SELECT
   (SELECT count(*) FROM customers_checked) AS raw_rows,
   (SELECT count(*) FROM customers_checked WHERE reason IS NOT NULL) AS rejected,
   (SELECT count(DISTINCT customer_id) FROM customers_checked WHERE reason IS NULL) AS keys,
-  (SELECT count(*) FROM ods.customers) AS ods_rows;
+  (SELECT count(*) FROM ods.customers) AS ods_rows,
+  (SELECT count(*) FROM ods.customers_history) AS history_rows;

@@ -1,21 +1,27 @@
--- raw.products -> ods.products (DuckDB twin of sql/bigquery/ods_products.sql).
+-- raw.products -> ods.products and ods.products_history (DuckDB twin of sql/bigquery/ods_products.sql).
 -- Same shape as ods_sales.sql: new loads only, typing, rejects, latest loaded wins, MERGE (an
--- upsert: a full refresh that no longer lists a SKU does not delete it). Parameters: $now.
+-- upsert: a full refresh that no longer lists a SKU does not delete it). History (SCD2): a new
+-- version only where the values differ from the version before it; the touched SKUs' intervals
+-- are rebuilt so a late load is placed in time. New or changed SKUs go to ops.mart_queue.
+-- Parameters: $now.
 
 CREATE OR REPLACE TEMP TABLE batch_loads AS
 SELECT load_id, object_name, loaded_at FROM ops.loads WHERE entity = 'products' AND merged_at IS NULL;
 
 CREATE OR REPLACE TEMP TABLE products_checked AS
 SELECT
-  r.*,
-  rp_numeric(r.unit_amount) AS t_unit_amount,
+  typed.* EXCLUDE (n_unit_amount),
+  n_unit_amount.num_value AS t_unit_amount,
   CASE
-    WHEN rp_blank(r.product_sku) THEN 'product_sku is missing'
-    WHEN r.unit_amount IS NULL THEN 'unit_amount is missing'
-    WHEN rp_numeric(r.unit_amount) IS NULL THEN 'unit_amount is not a decimal number'
+    WHEN rp_blank(product_sku) THEN 'product_sku is missing'
+    WHEN unit_amount IS NULL THEN 'unit_amount is missing'
+    WHEN n_unit_amount.num_problem IS NOT NULL THEN 'unit_amount ' || n_unit_amount.num_problem
   END AS reason
-FROM raw.products AS r
-JOIN batch_loads AS b ON r.SYS_FILE_NAME = b.object_name AND r.SYS_DATE_CREATE = b.loaded_at;
+FROM (
+  SELECT r.*, rp_number(r.unit_amount) AS n_unit_amount
+  FROM raw.products AS r
+  JOIN batch_loads AS b ON r.SYS_FILE_NAME = b.object_name AND r.SYS_DATE_CREATE = b.loaded_at
+) AS typed;
 
 INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record)
 SELECT 'products', product_sku, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
@@ -34,15 +40,66 @@ QUALIFY row_number() OVER (
   PARTITION BY product_sku, reason, CAST(record AS VARCHAR) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
 ) = 1;
 
+-- One observation per SKU and load (within one file, ties fall to the content).
+CREATE OR REPLACE TEMP TABLE products_seen AS
+SELECT product_sku, description, t_unit_amount AS unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
+FROM products_checked
+WHERE reason IS NULL
+QUALIFY row_number() OVER (
+  PARTITION BY product_sku, SYS_DATE_CREATE, SYS_FILE_NAME
+  ORDER BY t_unit_amount DESC, description DESC, supplier DESC
+) = 1;
+
+CREATE OR REPLACE TEMP TABLE products_latest AS
+SELECT * FROM products_seen
+QUALIFY row_number() OVER (PARTITION BY product_sku ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC) = 1;
+
+-- The touched SKUs' history, rebuilt from the versions kept and the batch's observations.
+CREATE OR REPLACE TEMP TABLE products_history_rebuilt AS
+WITH observed AS (
+  SELECT product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM ods.products_history
+  WHERE product_sku IN (SELECT product_sku FROM products_seen)
+  UNION ALL
+  SELECT product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM products_seen
+), ordered AS (
+  SELECT
+    observed.*,
+    CAST({'d': description, 'u': unit_amount, 's': supplier} AS VARCHAR) AS value,
+    lag(CAST({'d': description, 'u': unit_amount, 's': supplier} AS VARCHAR)) OVER (
+      PARTITION BY product_sku ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
+    ) AS previous_value
+  FROM observed
+)
+SELECT
+  product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME,
+  SYS_DATE_CREATE AS valid_from,
+  lead(SYS_DATE_CREATE) OVER (PARTITION BY product_sku ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME) AS valid_to
+FROM ordered
+WHERE previous_value IS NULL OR previous_value <> value;
+
+DELETE FROM ods.products_history AS h
+WHERE h.product_sku IN (SELECT product_sku FROM products_seen);
+
+INSERT INTO ods.products_history
+  (product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME, valid_from, valid_to)
+SELECT product_sku, description, unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME, valid_from, valid_to
+FROM products_history_rebuilt;
+
+-- New SKUs (they may settle orphans) and SKUs whose description or price changes (their mart rows).
+INSERT INTO ops.mart_queue (entity, change_key, sales_datetime, queued_at)
+SELECT 'products', s.product_sku, CAST(NULL AS TIMESTAMP), CAST($now AS TIMESTAMPTZ)
+FROM products_latest AS s
+LEFT JOIN ods.products AS t ON t.product_sku = s.product_sku
+WHERE t.product_sku IS NULL
+   OR ((s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
+        OR (s.SYS_DATE_CREATE = t.SYS_DATE_CREATE AND s.SYS_FILE_NAME > t.SYS_FILE_NAME))
+       AND (s.description IS DISTINCT FROM t.description OR s.unit_amount IS DISTINCT FROM t.unit_amount));
+
 MERGE INTO ods.products AS t
 USING (
-  SELECT product_sku, description, t_unit_amount AS unit_amount, supplier, SYS_DATE_CREATE, SYS_FILE_NAME
-  FROM products_checked
-  WHERE reason IS NULL
-  QUALIFY row_number() OVER (
-    PARTITION BY product_sku
-    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_unit_amount DESC, description DESC, supplier DESC
-  ) = 1
+  SELECT * FROM products_latest
 ) AS s
 ON t.product_sku = s.product_sku
 WHEN MATCHED AND (s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
@@ -61,4 +118,5 @@ SELECT
   (SELECT count(*) FROM products_checked) AS raw_rows,
   (SELECT count(*) FROM products_checked WHERE reason IS NOT NULL) AS rejected,
   (SELECT count(DISTINCT product_sku) FROM products_checked WHERE reason IS NULL) AS keys,
-  (SELECT count(*) FROM ods.products) AS ods_rows;
+  (SELECT count(*) FROM ods.products) AS ods_rows,
+  (SELECT count(*) FROM ods.products_history) AS history_rows;

@@ -1,7 +1,8 @@
 -- raw.sales -> ods.sales (DuckDB twin of sql/bigquery/ods_sales.sql).
 -- Reads only the raw rows of loads not merged yet (ops.loads.merged_at IS NULL), so its cost is
 -- proportional to new data. Types every row (typing_functions.sql), sends rows that break a rule
--- to ods.rejects with the reason, keeps the most recently loaded row per id, and MERGEs it.
+-- to ods.rejects with the reason, keeps the most recently loaded row per id, and MERGEs it; the ids
+-- whose row changed go to ops.mart_queue for the mart merge.
 -- Runs in one transaction; re-running it changes nothing. Parameters: $now.
 
 CREATE OR REPLACE TEMP TABLE batch_loads AS
@@ -16,39 +17,41 @@ WITH src AS (
   -- each rule is evaluated once per value; the reasons below only look at the results
   SELECT
     src.*,
-    rp_int64(id) AS t_id,
+    rp_number(id) AS n_id,
     rp_datetime(datetime) AS t_datetime,
-    rp_numeric(total_amount) AS t_total_amount,
+    rp_number(total_amount) AS n_total_amount,
     list_transform(items, it -> {
       'product_sku': it.product_sku, 'sku_blank': rp_blank(it.product_sku),
-      'quantity_raw': it.quantity, 'quantity': rp_int64(it.quantity),
-      'amount_raw': it.amount, 'amount': rp_numeric(it.amount)
+      'quantity_raw': it.quantity, 'quantity': rp_number(it.quantity),
+      'amount_raw': it.amount, 'amount': rp_number(it.amount)
     }) AS t_lines
   FROM src
 ), lined AS (
   SELECT
     typed.*,
-    list_transform(t_lines, l -> {'product_sku': l.product_sku, 'quantity': l.quantity, 'amount': l.amount}) AS t_items,
-    CASE WHEN list_bool_and(list_transform(t_lines, l -> NOT l.sku_blank AND l.quantity IS NOT NULL AND l.amount IS NOT NULL))
+    n_id.int_value AS t_id,
+    n_total_amount.num_value AS t_total_amount,
+    list_transform(t_lines, l -> {'product_sku': l.product_sku, 'quantity': l.quantity.int_value, 'amount': l.amount.num_value}) AS t_items,
+    CASE WHEN list_bool_and(list_transform(t_lines, l -> NOT l.sku_blank AND l.quantity.int_value IS NOT NULL AND l.amount.num_value IS NOT NULL))
          IS NOT FALSE THEN NULL
     ELSE list_filter(list_transform(t_lines, (l, i) -> CASE
       WHEN l.sku_blank THEN 'items[' || (i - 1) || '].product_sku is missing'
       WHEN l.quantity_raw IS NULL THEN 'items[' || (i - 1) || '].quantity is missing'
-      WHEN l.quantity IS NULL THEN 'items[' || (i - 1) || '].quantity is not an integer'
+      WHEN l.quantity.int_problem IS NOT NULL THEN 'items[' || (i - 1) || '].quantity ' || l.quantity.int_problem
       WHEN l.amount_raw IS NULL THEN 'items[' || (i - 1) || '].amount is missing'
-      WHEN l.amount IS NULL THEN 'items[' || (i - 1) || '].amount is not a decimal number'
+      WHEN l.amount.num_problem IS NOT NULL THEN 'items[' || (i - 1) || '].amount ' || l.amount.num_problem
     END), r -> r IS NOT NULL)[1] END AS item_reason
   FROM typed
 )
 SELECT
-  lined.* EXCLUDE (t_lines),
+  lined.* EXCLUDE (t_lines, n_id, n_total_amount),
   CASE
     WHEN rp_blank(id) THEN 'id is missing'
-    WHEN t_id IS NULL THEN 'id is not an integer'
+    WHEN n_id.int_problem IS NOT NULL THEN 'id ' || n_id.int_problem
     WHEN datetime IS NULL THEN 'datetime is missing'
     WHEN t_datetime IS NULL THEN 'datetime is not a valid datetime'
     WHEN total_amount IS NULL THEN 'total_amount is missing'
-    WHEN t_total_amount IS NULL THEN 'total_amount is not a decimal number'
+    WHEN n_total_amount.num_problem IS NOT NULL THEN 'total_amount ' || n_total_amount.num_problem
     WHEN rp_blank(customer_id) THEN 'customer_id is missing'
     ELSE item_reason
   END AS reason
@@ -72,18 +75,35 @@ QUALIFY row_number() OVER (
   PARTITION BY id, reason, CAST(record AS VARCHAR) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
 ) = 1;
 
+-- latest loaded wins; within one file, ties fall to the content so the result is deterministic
+CREATE OR REPLACE TEMP TABLE sales_latest AS
+SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
+       t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
+FROM sales_checked
+WHERE reason IS NULL
+QUALIFY row_number() OVER (
+  PARTITION BY t_id
+  ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_datetime DESC, t_total_amount DESC,
+           customer_id DESC, CAST(t_items AS VARCHAR) DESC
+) = 1;
+
+-- The sales whose ods row this merge changes, with the sale times whose mart rows they touch
+-- (the old time too when a correction moved the sale).
+INSERT INTO ops.mart_queue (entity, change_key, sales_datetime, queued_at)
+SELECT 'sales', CAST(s.id AS VARCHAR), unnest(CASE WHEN t.id IS NULL OR t.datetime = s.datetime
+                                                   THEN [s.datetime] ELSE [s.datetime, t.datetime] END),
+       CAST($now AS TIMESTAMPTZ)
+FROM sales_latest AS s
+LEFT JOIN ods.sales AS t ON t.id = s.id
+WHERE t.id IS NULL
+   OR ((s.SYS_DATE_CREATE > t.SYS_DATE_CREATE
+        OR (s.SYS_DATE_CREATE = t.SYS_DATE_CREATE AND s.SYS_FILE_NAME > t.SYS_FILE_NAME))
+       AND CAST({'d': s.datetime, 'a': s.total_amount, 'c': s.customer_id, 'i': s.items} AS VARCHAR)
+           <> CAST({'d': t.datetime, 'a': t.total_amount, 'c': t.customer_id, 'i': t.items} AS VARCHAR));
+
 MERGE INTO ods.sales AS t
 USING (
-  SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
-         t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
-  FROM sales_checked
-  WHERE reason IS NULL
-  -- latest loaded wins; within one file, ties fall to the content so the result is deterministic
-  QUALIFY row_number() OVER (
-    PARTITION BY t_id
-    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_datetime DESC, t_total_amount DESC,
-             customer_id DESC, CAST(t_items AS VARCHAR) DESC
-  ) = 1
+  SELECT * FROM sales_latest
 ) AS s
 ON t.id = s.id
 WHEN MATCHED AND (s.SYS_DATE_CREATE > t.SYS_DATE_CREATE

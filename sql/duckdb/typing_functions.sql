@@ -4,19 +4,64 @@
 -- Blanks around a value are allowed: spaces, tabs and line breaks.
 CREATE OR REPLACE MACRO rp_trim(x) AS trim(x, e' \t\n\r');
 
--- An integer: digits with an optional sign, that fits INT64. "3.0" is not an integer.
-CREATE OR REPLACE MACRO rp_int64(x) AS
-  CASE WHEN regexp_full_match(rp_trim(x), '[+-]?[0-9]{1,18}') THEN CAST(rp_trim(x) AS BIGINT) END;
-
--- A decimal number that NUMERIC holds without losing a digit: at most 29 digits before the point
--- and 9 significant ones after it (trailing zeros beyond the 9th are fine).
-CREATE OR REPLACE MACRO rp_numeric(x) AS
-  CASE WHEN regexp_full_match(rp_trim(x), '[+-]?[0-9]{1,29}(\.[0-9]{1,9}0*)?') THEN
-    -- the usual amount fits DECIMAL(18, 9), whose cast from text is far cheaper than (38, 9)'s
-    CASE WHEN regexp_full_match(rp_trim(x), '[+-]?[0-9]{1,9}(\.[0-9]{1,9})?')
-         THEN CAST(CAST(rp_trim(x) AS DECIMAL(18, 9)) AS DECIMAL(38, 9))
-         ELSE CAST(rp_trim(x) AS DECIMAL(38, 9)) END
-  END;
+-- How the typing rules read a number (twin of rp_number in the GoogleSQL merges): its text as
+-- digits d and a power of ten k (value = ±d × 10^k, d without leading or trailing zeros), so that
+-- exponent forms (1.5e2) are judged by their exact value, with no float on the way. An integer
+-- field takes plain digits, or an exponent form whose value is a whole number; a decimal field
+-- takes any form exact at 9 decimals. The problem is the reason's wording. (Each list_transform
+-- over a one-element list binds a name once, as a let would.)
+CREATE OR REPLACE MACRO rp_number(x) AS list_transform([rp_trim(x)], t -> list_transform([{
+    'ok': regexp_full_match(t, '[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?'),
+    'plain': NOT contains(lower(t), 'e'),
+    'has_point': contains(t, '.'),
+    'neg': starts_with(t, '-'),
+    'fp': regexp_extract(t, '^[+-]?[0-9]+\.([0-9]+)', 1),
+    'ip': regexp_extract(t, '^[+-]?([0-9]+)', 1),
+    'e': regexp_extract(t, '[eE]([+-]?[0-9]+)$', 1)
+  }], s -> list_transform([{
+    'ok': s.ok, 'plain': s.plain, 'has_point': s.has_point, 'neg': s.neg,
+    'd0': ltrim(s.ip || s.fp, '0'), 'fp_len': length(s.fp),
+    -- an exponent of more than 4 digits only matters by its sign (the value is 0 or out of range)
+    'ex': CASE WHEN s.e = '' THEN 0
+               ELSE (CASE WHEN starts_with(s.e, '-') THEN -1 ELSE 1 END)
+                    * (CASE WHEN length(ltrim(s.e, '+-')) > 4 THEN 99999 ELSE CAST(ltrim(s.e, '+-') AS BIGINT) END)
+          END
+  }], p -> list_transform([{
+    'ok': p.ok, 'plain': p.plain, 'has_point': p.has_point, 'neg': p.neg,
+    'd': rtrim(p.d0, '0'),
+    'k': p.ex - p.fp_len + length(p.d0) - length(rtrim(p.d0, '0'))
+  }], n -> {
+    'int_value': CASE WHEN n.ok AND NOT (n.plain AND n.has_point) AND (n.d = '' OR (n.k >= 0 AND (
+                        length(n.d) + n.k < 19 OR (length(n.d) + n.k = 19
+                          AND n.d || repeat('0', least(greatest(n.k, 0), 18)) <= CASE WHEN n.neg THEN '9223372036854775808' ELSE '9223372036854775807' END))))
+                 THEN CASE WHEN n.d = '' THEN CAST(0 AS BIGINT)
+                      ELSE CAST((CASE WHEN n.neg THEN '-' ELSE '' END) || n.d || repeat('0', least(greatest(n.k, 0), 18)) AS BIGINT) END
+                 END,
+    'int_problem': CASE
+        WHEN NOT n.ok THEN 'is not a number'
+        WHEN n.plain AND n.has_point THEN 'is not an integer'
+        WHEN n.d = '' THEN NULL
+        WHEN n.k < 0 THEN 'is not an integer'
+        WHEN length(n.d) + n.k > 19 THEN 'is out of the INT64 range'
+        WHEN length(n.d) + n.k = 19
+             AND n.d || repeat('0', least(greatest(n.k, 0), 18)) > CASE WHEN n.neg THEN '9223372036854775808' ELSE '9223372036854775807' END
+          THEN 'is out of the INT64 range'
+      END,
+    'num_value': CASE WHEN n.ok AND (n.d = '' OR (n.k >= -9 AND length(n.d) + n.k <= 29))
+                 THEN CASE WHEN n.d = '' THEN CAST(0 AS DECIMAL(38, 9))
+                      ELSE CAST((CASE WHEN n.neg THEN '-' ELSE '' END) || CASE
+                        WHEN n.k >= 0 THEN n.d || repeat('0', least(n.k, 29))
+                        WHEN length(n.d) > -n.k THEN substr(n.d, 1, length(n.d) + n.k) || '.' || substr(n.d, length(n.d) + n.k + 1)
+                        ELSE '0.' || repeat('0', least(greatest(-n.k - length(n.d), 0), 9)) || n.d
+                      END AS DECIMAL(38, 9)) END
+                 END,
+    'num_problem': CASE
+        WHEN NOT n.ok THEN 'is not a number'
+        WHEN n.d = '' THEN NULL
+        WHEN n.k < -9 THEN 'has more than 9 decimals'
+        WHEN length(n.d) + n.k > 29 THEN 'is out of the NUMERIC range'
+      END
+  })[1])[1])[1])[1];
 
 -- A datetime in one of the API's forms ("2025-07-19T10:15:00Z", "...+02:00", "...00.123Z",
 -- naive "2025-07-19 10:15:00" meaning UTC), converted to UTC and stored without zone.
@@ -39,3 +84,8 @@ CREATE OR REPLACE MACRO rp_div_scaled(a, b) AS
     CAST(sign(a) * sign(b) * ((abs(a) * 2000000000 + abs(b)) // (2 * abs(b))) AS DECIMAL(38, 0))
       * CAST(0.000000001 AS DECIMAL(10, 9))
   END;
+
+-- discount_perc of a mart row, as BigQuery computes it on NUMERIC:
+-- ROUND(100 * (1 - amount / (unit_amount * quantity)), 2), NULL when the list total is 0.
+CREATE OR REPLACE MACRO rp_discount_perc(amount, unit_amount, quantity) AS
+  CAST(round(100 * (1 - rp_div_scaled(rp_scaled(amount), rp_scaled(unit_amount * quantity))), 2) AS DECIMAL(38, 9));

@@ -111,6 +111,32 @@ describe('BigQueryWarehouse requests', () => {
     assert.equal(params.now?.type, 'TIMESTAMP');
   });
 
+  test('new fields: the unseen ones are read with the paths as an ARRAY<STRING> parameter, then recorded once', async () => {
+    fake.scriptQuery('ops.schema_fields WHERE entity', { rows: [{ f: 'items[].promo' }] });
+    assert.deepEqual(await warehouse.unseenFields('sales', ['channel', 'items[].promo']), ['items[].promo']);
+    const sent = fake.last('jobs.query')?.body.queryParameters as { name: string; parameterType: unknown }[];
+    assert.deepEqual(sent.find((p) => p.name === 'fields')?.parameterType, {
+      type: 'ARRAY',
+      arrayType: { type: 'STRING' },
+    });
+    const read = decodeQueryParameters(sent);
+    assert.deepEqual(read.fields?.value, ['channel', 'items[].promo']);
+    await warehouse.recordFields(
+      'sales',
+      ['items[].promo'],
+      'sales/in/a.json',
+      new Date('2025-07-19T10:00:00Z'),
+    );
+    const merge = fake.last('jobs.query');
+    assert.match(
+      String(merge?.body.query),
+      /MERGE INTO ops\.schema_fields[\s\S]*WHEN NOT MATCHED THEN INSERT/,
+    );
+    const params = decodeQueryParameters(merge?.body.queryParameters);
+    assert.equal(params.seen_at?.type, 'TIMESTAMP');
+    assert.equal(params.object?.value, 'sales/in/a.json');
+  });
+
   test('errors are classified: rate limits, backend errors and concurrent updates are transient', async () => {
     fake.failNext({ match: 'jobs.query', status: 503, reason: 'backendError' });
     await assert.rejects(warehouse.maxSaleId(), TransientError);

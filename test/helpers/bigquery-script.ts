@@ -12,7 +12,9 @@ import { analyze, evaluate, type ZetaParams, type ZetaTable } from './zetasql.mj
  */
 
 export type Parsed =
-  | { kind: 'declare'; name: string; type: string; expr: string }
+  | { kind: 'declare'; name: string; type: string; expr: string | undefined }
+  | { kind: 'set'; name: string; expr: string }
+  | { kind: 'function'; name: string; param: string; type: string; body: string }
   | { kind: 'transaction' }
   | { kind: 'create_temp'; table: string; query: string }
   | { kind: 'insert'; table: string; columns: string[]; query: string }
@@ -28,7 +30,14 @@ export type Parsed =
       insertColumns: string[];
       values: string[];
     }
-  | { kind: 'update'; table: string; column: string; expr: string; where: string }
+  | {
+      kind: 'update';
+      table: string;
+      alias: string;
+      sets: [string, string][];
+      from: string | undefined;
+      where: string;
+    }
   | { kind: 'delete'; table: string; alias: string; where: string }
   | { kind: 'select'; query: string };
 
@@ -54,12 +63,14 @@ function topLevelCommas(text: string): string[] {
   return parts.filter(Boolean);
 }
 
-const DECLARE = /^DECLARE (\w+) (\w+) DEFAULT \(([\s\S]*)\)$/;
+const DECLARE = /^DECLARE (\w+) ([\w<>]+)(?: DEFAULT \(([\s\S]*)\))?$/;
+const SET = /^SET (\w+) = ([\s\S]*)$/;
+const FUNCTION = /^CREATE TEMP FUNCTION (\w+)\((\w+) (\w+)\) AS \(([\s\S]*)\)$/;
 const CREATE_TEMP = /^CREATE TEMP TABLE (\w+) AS\s+([\s\S]*)$/;
 const INSERT = /^INSERT INTO ([\w.]+)\s*\(([^)]*)\)\s*([\s\S]*)$/;
 const MERGE =
   /^MERGE INTO ([\w.]+) AS (\w+)\s+USING \(([\s\S]*)\) AS (\w+)\s+ON ([\s\S]*?)\s+WHEN MATCHED AND \(([\s\S]*?)\) THEN\s+UPDATE SET ([\s\S]*?)\s+WHEN NOT MATCHED THEN\s+INSERT \(([^)]*)\)\s+VALUES \(([\s\S]*)\)$/;
-const UPDATE = /^UPDATE ([\w.]+) SET (\w+) = ([\s\S]*?)\s+WHERE ([\s\S]*)$/;
+const UPDATE = /^UPDATE ([\w.]+)(?: AS (\w+))?\s+SET\s+([\s\S]*?)(?:\s+FROM ([\s\S]*?))?\s+WHERE ([\s\S]*)$/;
 const DELETE = /^DELETE FROM ([\w.]+) AS (\w+)\s+WHERE ([\s\S]*)$/;
 
 export function parseStatement(text: string): Parsed {
@@ -70,7 +81,12 @@ export function parseStatement(text: string): Parsed {
       .map((x) => x ?? '');
   const declare = g(DECLARE);
   if (declare)
-    return { kind: 'declare', name: declare[0] ?? '', type: declare[1] ?? '', expr: declare[2] ?? '' };
+    return { kind: 'declare', name: declare[0] ?? '', type: declare[1] ?? '', expr: declare[2] || undefined };
+  const set = g(SET);
+  if (set) return { kind: 'set', name: set[0] ?? '', expr: set[1] ?? '' };
+  const fn = g(FUNCTION);
+  if (fn)
+    return { kind: 'function', name: fn[0] ?? '', param: fn[1] ?? '', type: fn[2] ?? '', body: fn[3] ?? '' };
   if (/^(BEGIN|COMMIT) TRANSACTION$/.test(text)) return { kind: 'transaction' };
   const create = g(CREATE_TEMP);
   if (create) return { kind: 'create_temp', table: create[0] ?? '', query: create[1] ?? '' };
@@ -109,14 +125,47 @@ export function parseStatement(text: string): Parsed {
     return {
       kind: 'update',
       table: update[0] ?? '',
-      column: update[1] ?? '',
-      expr: update[2] ?? '',
-      where: update[3] ?? '',
+      alias: update[1] || '__target',
+      sets: topLevelCommas(update[2] ?? '').map((a) => {
+        const [column, ...expr] = a.split('=');
+        return [(column ?? '').trim(), expr.join('=').trim()];
+      }),
+      from: update[3] || undefined,
+      where: update[4] ?? '',
     };
   const del = g(DELETE);
   if (del) return { kind: 'delete', table: del[0] ?? '', alias: del[1] ?? '', where: del[2] ?? '' };
   if (/^SELECT\b/.test(text)) return { kind: 'select', query: text };
   throw new Error(`the parity harness does not know this statement: ${text.slice(0, 60)}`);
+}
+
+/**
+ * A script's temporary SQL functions, applied the way BigQuery defines them: each call is the
+ * function's body with its parameter bound to the argument (the evaluator and the single-statement
+ * analyzer take no CREATE TEMP FUNCTION; the body itself is analyzed on its own).
+ */
+function withFunctions(sql: string, functions: ReadonlyMap<string, { param: string; body: string }>): string {
+  let out = sql;
+  for (const [name, fn] of functions) {
+    const call = new RegExp(`(?<![\\w.])${name}\\(`, 'g');
+    let done = '';
+    let rest = out;
+    for (let match = call.exec(rest); match !== null; match = call.exec(rest)) {
+      let depth = 1;
+      let i = match.index + match[0].length;
+      for (; i < rest.length && depth > 0; i++) {
+        if (rest[i] === '(') depth++;
+        else if (rest[i] === ')') depth--;
+      }
+      const argument = rest.slice(match.index + match[0].length, i - 1);
+      const body = fn.body.replace(new RegExp(`(?<![\\w.'])${fn.param}(?![\\w'])`, 'g'), `(${argument})`);
+      done += `${rest.slice(0, match.index)}(${body})`;
+      rest = rest.slice(i);
+      call.lastIndex = 0;
+    }
+    out = done + rest;
+  }
+  return out;
 }
 
 /** Script variables are read as query parameters of the same name. */
@@ -161,9 +210,10 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
   const variables: string[] = [];
   const all: ZetaParams = { ...params };
   const run: ScriptRun = { statements: [], finalCounts: undefined };
+  const functions = new Map<string, { param: string; body: string }>();
   for (const statement of scriptStatements(sql)) {
     const parsed = parseStatement(statement.text);
-    const q = (s: string) => withVariables(s, variables);
+    const q = (s: string) => withVariables(withFunctions(s, functions), variables);
     const where = (e: unknown) => {
       throw new Error(`line ${statement.line}: ${(e as Error).message}`);
     };
@@ -171,10 +221,24 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
     switch (parsed.kind) {
       case 'transaction':
         break;
+      case 'function':
+        functions.set(parsed.name, { param: parsed.param, body: parsed.body });
+        break;
       case 'declare': {
-        const [row] = await evaluate(`SELECT (${q(parsed.expr)}) AS v`, asObject(tables), all).catch(where);
+        const [row] =
+          parsed.expr === undefined
+            ? [undefined]
+            : await evaluate(`SELECT (${q(parsed.expr)}) AS v`, asObject(tables), all).catch(where);
         all[parsed.name] = { type: parsed.type, value: row?.v ?? null };
         variables.push(parsed.name);
+        break;
+      }
+      case 'set': {
+        const [row] = await evaluate(`SELECT (${q(parsed.expr)}) AS v`, asObject(tables), all).catch(where);
+        const declared = all[parsed.name];
+        if (!declared)
+          throw new Error(`line ${statement.line}: SET of an undeclared variable ${parsed.name}`);
+        all[parsed.name] = { type: declared.type, value: row?.v ?? null };
         break;
       }
       case 'create_temp': {
@@ -233,13 +297,28 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
       case 'update': {
         const target = tables.get(parsed.table);
         if (!target) throw new Error(`line ${statement.line}: no table ${parsed.table}`);
+        const values = parsed.sets.map(([, e], i) => `(${e}) AS __v${i}`).join(', ');
+        const from = parsed.from ? `, ${parsed.from}` : '';
         const rows = await evaluate(
-          q(`SELECT ${ROWID}, (${parsed.expr}) AS __v FROM ${parsed.table} WHERE ${parsed.where}`),
+          q(
+            `SELECT ${parsed.alias}.${ROWID} AS ${ROWID}, ${values} FROM ${parsed.table} AS ${parsed.alias}${from} WHERE ${parsed.where}`,
+          ),
           asObject(tables, parsed.table),
           all,
         ).catch(where);
-        for (const row of rows)
-          (target.rows[Number(row[ROWID])] as Record<string, unknown>)[parsed.column] = row.__v ?? null;
+        // BigQuery refuses an UPDATE ... FROM that joins one target row to several source rows.
+        const seen = new Set<number>();
+        for (const row of rows) {
+          const id = Number(row[ROWID]);
+          if (seen.has(id))
+            throw new Error(
+              `line ${statement.line}: UPDATE/MERGE must match at most one source row for each target row`,
+            );
+          seen.add(id);
+          parsed.sets.forEach(([c], i) => {
+            (target.rows[id] as Record<string, unknown>)[c] = row[`__v${i}`] ?? null;
+          });
+        }
         break;
       }
       case 'delete': {
@@ -283,14 +362,24 @@ export async function analyzeScript(sql: string, params: ZetaParams): Promise<An
   const variables: string[] = [];
   const all: ZetaParams = { ...params };
   const out: Analysis[] = [];
+  const functions = new Map<string, { param: string; body: string }>();
   for (const statement of scriptStatements(sql)) {
     const parsed = parseStatement(statement.text);
-    const q = (s: string) => withVariables(s, variables);
+    const q = (s: string) => withVariables(withFunctions(s, functions), variables);
     const result: Analysis = { statement, kind: parsed.kind, mismatches: [] };
     out.push(result);
-    // DECLARE is script syntax the single-statement analyzer does not take: its default is analyzed.
-    const text = parsed.kind === 'declare' ? `SELECT (${parsed.expr}) AS v` : statement.text;
-    const check = await analyze(q(text), asObject(tables), all);
+    // Script syntax the single-statement analyzer does not take: DECLARE's default and SET's value
+    // are analyzed as queries, a temporary function's body with its parameter as a query parameter.
+    let text = statement.text;
+    let scope = all;
+    if (parsed.kind === 'declare') text = `SELECT (${parsed.expr ?? 'NULL'}) AS v`;
+    else if (parsed.kind === 'set') text = `SELECT (${parsed.expr}) AS v`;
+    else if (parsed.kind === 'function') {
+      text = `SELECT (${parsed.body.replace(new RegExp(`(?<![\\w.'])${parsed.param}(?![\\w'])`, 'g'), `@${parsed.param}`)}) AS v`;
+      scope = { ...all, [parsed.param]: { type: parsed.type } };
+      functions.set(parsed.name, { param: parsed.param, body: parsed.body });
+    }
+    const check = await analyze(q(text), asObject(tables), scope);
     if (check.error) {
       result.error = `line ${statement.line + (check.error.line ?? 1) - 1}, column ${check.error.column}: ${check.error.message}`;
       continue;
@@ -298,10 +387,14 @@ export async function analyzeScript(sql: string, params: ZetaParams): Promise<An
     const typesOf = async (query: string) => (await analyze(q(query), asObject(tables), all)).columns ?? [];
     if (parsed.kind === 'declare') {
       const type = check.columns?.[0]?.type;
-      if (type !== parsed.type)
+      if (parsed.expr !== undefined && type !== parsed.type)
         result.mismatches.push(`${parsed.name} is ${parsed.type}, its default gives ${type}`);
       all[parsed.name] = { type: parsed.type };
       variables.push(parsed.name);
+    } else if (parsed.kind === 'set') {
+      const type = check.columns?.[0]?.type;
+      const declared = all[parsed.name]?.type;
+      if (type !== declared) result.mismatches.push(`${parsed.name} is ${declared}, the SET gives ${type}`);
     } else if (parsed.kind === 'create_temp') {
       tables.set(parsed.table, {
         columns: Object.fromEntries((await typesOf(parsed.query)).map((c) => [c.name, c.type])),

@@ -11,22 +11,41 @@ function text(value: unknown): string | null {
   return typeof value === 'string' ? value : String(value);
 }
 
-/** Decimal as a BigInt scaled by 1e9, or null when it breaks the rule. Works on the raw JSON text. */
-export function decimal(raw: string | null): bigint | null {
-  if (raw === null) return null;
-  const t = raw.trim();
-  const m = /^([+-]?)(\d{1,29})(?:\.(\d+))?$/.exec(t);
+/**
+ * A number's exact value as a BigInt scaled by 10^scale, or null when it is not exact at that
+ * scale (plain or exponent form, JSON's grammar with blanks around). Works on the raw JSON text.
+ */
+function scaledValue(raw: string, scale: number): bigint | null {
+  const m = /^([+-]?)(\d+)(?:\.(\d+))?(?:[eE]([+-]?\d+))?$/.exec(raw.trim());
   if (!m) return null;
-  const fraction = (m[3] ?? '').replace(/0+$/, '');
-  if (fraction.length > 9) return null;
-  const value = BigInt(m[2] ?? '0') * SCALE + BigInt((fraction || '0').padEnd(9, '0'));
+  const digits = BigInt(`${m[2]}${m[3] ?? ''}`);
+  const shift = scale + Number(m[4] ?? '0') - (m[3] ?? '').length;
+  if (Math.abs(shift) > 80) return digits === 0n ? 0n : null;
+  let value: bigint;
+  if (shift >= 0) value = digits * 10n ** BigInt(shift);
+  else {
+    const divisor = 10n ** BigInt(-shift);
+    if (digits % divisor !== 0n) return null;
+    value = digits / divisor;
+  }
   return m[1] === '-' ? -value : value;
 }
 
+/** Decimal as a BigInt scaled by 1e9, or null when it breaks the rule (not exact, over 29 digits). */
+export function decimal(raw: string | null): bigint | null {
+  if (raw === null) return null;
+  const value = scaledValue(raw, 9);
+  if (value === null) return null;
+  return (value < 0n ? -value : value) < 10n ** 38n ? value : null;
+}
+
+/** Plain digits, or an exponent form whose value is whole, within INT64. */
 function integer(raw: string | null): bigint | null {
   if (raw === null) return null;
-  const t = raw.trim();
-  return /^[+-]?\d{1,18}$/.test(t) ? BigInt(t) : null;
+  if (/^\s*[+-]?\d+\.\d*\s*$/.test(raw)) return null; // a point without exponent: not an integer
+  const value = scaledValue(raw, 0);
+  if (value === null || value > 2n ** 63n - 1n || value < -(2n ** 63n)) return null;
+  return value;
 }
 
 /** "YYYY-MM-DDTHH:MM:SS[.ffffff]" in UTC, or null. */
@@ -88,6 +107,8 @@ export type MartRow = {
   item_quantity: string;
   product_description: string | null;
   discount_perc: string | null;
+  sale_id: string;
+  customer_id: string;
 };
 
 export interface Expected {
@@ -187,6 +208,8 @@ export function expectedFrom(data: { products: string[]; customers: string[]; sa
         item_quantity: String(sum.quantity),
         product_description: product.description,
         discount_perc: discount,
+        sale_id: String(sale.id),
+        customer_id: sale.customer,
       });
     }
   }

@@ -1,4 +1,4 @@
-import { ALL_TABLES, type Field, type Table } from '../../functions/core/schema.js';
+import { ALL_TABLES, type Field, type Table, VIEWS } from '../../functions/core/schema.js';
 
 /**
  * Rows in one canonical text form, whatever engine produced them: NUMERIC without trailing
@@ -9,7 +9,7 @@ import { ALL_TABLES, type Field, type Table } from '../../functions/core/schema.
 export type Canonical = string | boolean | null | Canonical[] | { [key: string]: Canonical };
 
 export function tableNamed(name: string): Table {
-  const table = ALL_TABLES.find((t) => `${t.dataset}.${t.name}` === name);
+  const table = [...ALL_TABLES, ...VIEWS].find((t) => `${t.dataset}.${t.name}` === name);
   if (!table) throw new Error(`no table ${name}`);
   return table;
 }

@@ -9,7 +9,8 @@ import { workflowProblems } from '../../functions/adapters/local/local-workflow-
 import { parseCli } from '../../functions/core/config.js';
 import { ENTITIES } from '../../functions/core/entities.js';
 import { LOADER_MEMORY } from '../../functions/core/loader-limits.js';
-import { ALL_TABLES, bigQuerySchema } from '../../functions/core/schema.js';
+import { ALL_TABLES, bigQuerySchema, VIEWS } from '../../functions/core/schema.js';
+import { splitStatements } from '../../functions/core/sql-script.js';
 import { runOverrides } from '../../infra/constructs/connector.js';
 import { FUNCTION_NODE_MAJOR, prepareFunctionSource } from '../../infra/function-source.js';
 import { buildApp, ENVIRONMENTS, STATE_BUCKET_ENV, stateBucketFrom } from '../../infra/main.js';
@@ -172,7 +173,7 @@ describe('CDKTF synthesis', () => {
   });
 
   test('every table of the schema, with its schema, description, partitioning and clustering', () => {
-    const tables = resources(stacks.dev, 'google_bigquery_table');
+    const tables = resources(stacks.dev, 'google_bigquery_table').filter((t: Json) => !t.view);
     assert.equal(tables.length, ALL_TABLES.length);
     for (const table of ALL_TABLES) {
       const t = tables.find(
@@ -199,8 +200,34 @@ describe('CDKTF synthesis', () => {
       ['dmt', 'ods', 'ops', 'raw'],
     );
     assert.ok(
-      resources(stacks.prod, 'google_bigquery_table').every((t: Json) => t.deletion_protection === true),
+      resources(stacks.prod, 'google_bigquery_table')
+        .filter((t: Json) => !t.view)
+        .every((t: Json) => t.deletion_protection === true),
     );
+  });
+
+  test('each view: its GoogleSQL query from sql/bigquery, standard SQL, authorized on the dataset it reads', () => {
+    const views = resources(stacks.dev, 'google_bigquery_table').filter((t: Json) => t.view);
+    assert.deepEqual(
+      views.map((v: Json) => v.table_id),
+      VIEWS.map((v) => v.name),
+    );
+    for (const view of VIEWS) {
+      const v = views.find((x: Json) => x.table_id === view.name);
+      const [query] = splitStatements(
+        readFileSync(new URL(`../../sql/bigquery/${view.sqlFile}.sql`, import.meta.url), 'utf8'),
+      );
+      assert.equal(v.view.query, query);
+      assert.equal(v.view.use_legacy_sql, false, "the provider's default would be legacy SQL");
+      assert.match(ref(v.dataset_id), new RegExp(`dataset-${view.dataset}`));
+      // analysts hold dmt only: the view itself is granted the ods dataset it reads
+      const access = resources(stacks.dev, 'google_bigquery_dataset_access').find((a: Json) =>
+        a.view?.table_id?.includes(`view-${view.dataset}-${view.name}`),
+      );
+      assert.ok(access, `${view.name} is an authorized view`);
+      assert.match(ref(access.dataset_id), /dataset-ods/);
+      assert.equal(access.view.project_id, '${var.project_id}');
+    }
   });
 
   test('the loader function: built source from a source bucket, finalize trigger with retries, its own accounts', () => {
@@ -540,6 +567,7 @@ describe('IAM: least privilege', () => {
       ...ENTITIES.map((e) => [sa('loader'), 'roles/bigquery.dataEditor', table(`raw.${e}`)]),
       [sa('loader'), 'roles/bigquery.dataEditor', table('ops.loads')],
       [sa('loader'), 'roles/bigquery.dataEditor', table('ops.files')],
+      [sa('loader'), 'roles/bigquery.dataEditor', table('ops.schema_fields')],
       [sa('loader'), 'roles/bigquery.jobUser', 'project'],
       [sa('loader'), 'roles/pubsub.publisher', topic],
       [sa('loader'), 'roles/workflows.invoker', 'project'],
@@ -558,6 +586,8 @@ describe('IAM: least privilege', () => {
       ...ENTITIES.map((e) => [sa('reconciler'), 'roles/bigquery.dataEditor', table(`raw.${e}`)]),
       [sa('reconciler'), 'roles/bigquery.dataEditor', table('ops.loads')],
       [sa('reconciler'), 'roles/bigquery.dataEditor', table('ops.files')],
+      [sa('reconciler'), 'roles/bigquery.dataEditor', table('ops.schema_fields')],
+      [sa('reconciler'), 'roles/bigquery.dataViewer', table('ops.mart_queue')],
       [sa('reconciler'), 'roles/bigquery.jobUser', 'project'],
       [sa('reconciler'), 'roles/pubsub.publisher', topic],
       [sa('reconciler'), 'roles/workflows.invoker', 'project'],
@@ -567,6 +597,7 @@ describe('IAM: least privilege', () => {
       [sa('workflow'), 'roles/bigquery.dataEditor', dataset('dmt')],
       [sa('workflow'), 'roles/bigquery.dataEditor', table('ops.loads')],
       [sa('workflow'), 'roles/bigquery.dataEditor', table('ops.merges')],
+      [sa('workflow'), 'roles/bigquery.dataEditor', table('ops.mart_queue')],
       [sa('workflow'), 'roles/bigquery.jobUser', 'project'],
       [sa('workflow'), 'roles/pubsub.publisher', topic],
       [

@@ -10,7 +10,7 @@ describe('raw rows', () => {
     );
   });
 
-  test('a sale becomes exactly the raw columns, unknown fields dropped', () => {
+  test('a sale becomes exactly the raw columns; fields the schema does not name go to extras, as received', () => {
     const row = toRawRow(
       'sales',
       '{"id": 17, "datetime":"2025-07-19 10:15:00","total_amount":12.123456789012345678,"customer_id":"C1","channel":"web","items":[{"product_sku":"A","quantity":" 3 ","amount":1.10,"promo":{"x":1}}]}',
@@ -22,8 +22,23 @@ describe('raw rows', () => {
       total_amount: '12.123456789012345678',
       customer_id: 'C1',
       items: [{ product_sku: 'A', quantity: ' 3 ', amount: '1.10' }],
+      extras: { channel: 'web', items: [{ promo: { x: '1' } }] },
     });
     assert.equal(row.saleId, 17n);
+    assert.deepEqual(row.extraFields, ['channel', 'items[].promo']);
+  });
+
+  test('extras list one object per sale line, empty for the lines without unknown fields', () => {
+    const row = toRawRow(
+      'sales',
+      '{"id":1,"items":[{"product_sku":"A"},{"product_sku":"B","tax":2.5e0},{"product_sku":"C"}]}',
+      1,
+    );
+    assert.deepEqual(JSON.parse(row.json).extras, { items: [{}, { tax: '2.5e0' }, {}] });
+    assert.deepEqual(row.extraFields, ['items[].tax']);
+    assert.deepEqual(JSON.parse(toRawRow('products', '{"product_sku":"P","color":null}', 1).json).extras, {
+      color: null,
+    });
   });
 
   test('missing fields are null, missing lists are empty', () => {
@@ -31,6 +46,7 @@ describe('raw rows', () => {
       customer_id: 'C9',
       emails: [],
       phone_numbers: [],
+      extras: null,
     });
     assert.equal(toRawRow('sales', '{"id":"x1"}', 1).saleId, undefined);
   });

@@ -50,7 +50,15 @@ export function classifyBigQueryError(what: string, error: unknown): TransientEr
 }
 
 /** Timestamp parameters of the scripts (everything else is a STRING), as the workflow sends them. */
-const TIMESTAMP_PARAMS = new Set(['now', 'started_at', 'loaded_at', 'settled_at', 'finished_at', 'before']);
+const TIMESTAMP_PARAMS = new Set([
+  'now',
+  'started_at',
+  'loaded_at',
+  'settled_at',
+  'finished_at',
+  'before',
+  'seen_at',
+]);
 
 interface Options {
   readonly projectId: string;
@@ -257,11 +265,43 @@ export class BigQueryWarehouse implements Warehouse {
     );
   }
 
+  async unseenFields(entity: Entity, fields: readonly string[]): Promise<string[]> {
+    const rows = await this.query(
+      'reading the fields seen so far',
+      `SELECT f FROM UNNEST(@fields) AS f
+       WHERE f NOT IN (SELECT field FROM ops.schema_fields WHERE entity = @entity)
+       ORDER BY f`,
+      { entity, fields: [...fields] },
+    );
+    return rows.map((r) => String(r.f));
+  }
+
+  async recordFields(
+    entity: Entity,
+    fields: readonly string[],
+    objectName: string,
+    seenAt: Date,
+  ): Promise<void> {
+    await this.query(
+      'recording new fields',
+      `MERGE INTO ops.schema_fields AS t
+       USING (SELECT f FROM UNNEST(@fields) AS f) AS s
+       ON t.entity = @entity AND t.field = s.f
+       WHEN NOT MATCHED THEN INSERT (entity, field, first_seen, first_object)
+         VALUES (@entity, s.f, @seen_at, @object)`,
+      { entity, fields: [...fields], seen_at: seenAt.toISOString(), object: objectName },
+    );
+  }
+
   async unmergedEntities(loadedBefore?: Date): Promise<Entity[]> {
     const rows = await this.query(
       'reading unmerged loads',
+      // Keys queued for the mart and not carried (a mart step that failed after its ods step)
+      // are healed by a sales merge, whose last step is the mart's.
       `SELECT DISTINCT entity FROM ops.loads
-       WHERE (merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL)) AND loaded_at < @before
+       WHERE (merged_at IS NULL OR mart_at IS NULL) AND loaded_at < @before
+       UNION DISTINCT
+       SELECT 'sales' FROM ops.mart_queue WHERE queued_at < @before
        ORDER BY entity`,
       { before: (loadedBefore ?? new Date('9999-12-31T00:00:00Z')).toISOString() },
     );

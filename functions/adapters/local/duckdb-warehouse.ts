@@ -4,7 +4,7 @@ import { type DuckDBConnection, DuckDBInstance } from '@duckdb/node-api';
 import type { Entity } from '../../core/entities.js';
 import { TerminalError, TransientError } from '../../core/errors.js';
 import { LOADER_MAX_LINE_CHARS } from '../../core/loader-limits.js';
-import { ALL_TABLES, DATASETS, duckDbDdl, duckDbType, RAW_TABLES } from '../../core/schema.js';
+import { ALL_TABLES, DATASETS, duckDbDdl, duckDbType, RAW_TABLES, VIEWS } from '../../core/schema.js';
 import { splitStatements } from '../../core/sql-script.js';
 import type {
   ConnectorRunRecord,
@@ -73,6 +73,45 @@ export class DuckDbWarehouse implements Warehouse {
       await readFile(join(this.sqlDir, 'typing_functions.sql'), 'utf8'),
     )) {
       await this.connection.run(statement);
+    }
+    await this.upgrade();
+    for (const view of VIEWS) {
+      const [query] = splitStatements(await readFile(join(this.sqlDir, `${view.sqlFile}.sql`), 'utf8'));
+      await this.connection.run(`CREATE OR REPLACE VIEW ${view.dataset}.${view.name} AS ${query}`);
+    }
+  }
+
+  /**
+   * A warehouse written by an earlier version gains the columns added since (nullable: rows
+   * already there have no value to give them). A mart from before it kept sale_id cannot be
+   * followed by sale, so it is rebuilt from ods: its rows go, and every sale is queued for the
+   * next mart merge, as if it had just changed.
+   */
+  private async upgrade(): Promise<void> {
+    const existing = new Set(
+      (
+        await this.rows(
+          "SELECT table_schema || '.' || table_name || '.' || column_name AS c FROM information_schema.columns",
+        )
+      ).map((r) => String(r.c)),
+    );
+    let martRebuilt = false;
+    for (const table of ALL_TABLES) {
+      for (const field of table.fields) {
+        if (existing.has(`${table.dataset}.${table.name}.${field.name}`)) continue;
+        await this.connection.run(
+          `ALTER TABLE ${table.dataset}.${table.name} ADD COLUMN "${field.name}" ${duckDbType(field)}`,
+        );
+        if (table.dataset === 'dmt' && table.name === 'sales_items' && field.name === 'sale_id')
+          martRebuilt = true;
+      }
+    }
+    if (martRebuilt) {
+      await this.connection.run('DELETE FROM dmt.sales_items');
+      await this.connection.run(
+        `INSERT INTO ops.mart_queue (entity, change_key, sales_datetime, queued_at)
+         SELECT 'sales', CAST(id AS VARCHAR), datetime, current_timestamp FROM ods.sales`,
+      );
     }
   }
 
@@ -254,13 +293,41 @@ export class DuckDbWarehouse implements Warehouse {
     });
   }
 
+  unseenFields(entity: Entity, fields: readonly string[]): Promise<string[]> {
+    return this.exclusive(async () =>
+      (
+        await this.rows(
+          `SELECT f FROM (SELECT unnest(CAST($fields AS VARCHAR[])) AS f)
+           WHERE f NOT IN (SELECT field FROM ops.schema_fields WHERE entity = $entity)
+           ORDER BY f`,
+          { entity, fields: JSON.stringify(fields) },
+        )
+      ).map((r) => String(r.f)),
+    );
+  }
+
+  recordFields(entity: Entity, fields: readonly string[], objectName: string, seenAt: Date): Promise<void> {
+    return this.exclusive(async () => {
+      await this.connection.run(
+        `INSERT INTO ops.schema_fields (entity, field, first_seen, first_object)
+         SELECT $entity, f, CAST($seen_at AS TIMESTAMPTZ), $object
+         FROM (SELECT DISTINCT unnest(CAST($fields AS VARCHAR[])) AS f)
+         WHERE f NOT IN (SELECT field FROM ops.schema_fields WHERE entity = $entity)`,
+        { entity, fields: JSON.stringify(fields), seen_at: seenAt.toISOString(), object: objectName },
+      );
+    });
+  }
+
   unmergedEntities(loadedBefore?: Date): Promise<Entity[]> {
     return this.exclusive(async () =>
       (
         await this.rows(
-          `SELECT DISTINCT entity FROM ops.loads
-           WHERE (merged_at IS NULL OR (entity = 'sales' AND mart_at IS NULL))
+          // Keys queued for the mart and not carried are healed by a sales merge (its last step).
+          `SELECT entity FROM ops.loads
+           WHERE (merged_at IS NULL OR mart_at IS NULL)
              AND loaded_at < CAST($before AS TIMESTAMPTZ)
+           UNION
+           SELECT 'sales' FROM ops.mart_queue WHERE queued_at < CAST($before AS TIMESTAMPTZ)
            ORDER BY 1`,
           { before: (loadedBefore ?? new Date('9999-12-31T00:00:00Z')).toISOString() },
         )
