@@ -26,3 +26,14 @@ export function scriptStatements(sql: string): ScriptStatement[] {
 export function splitStatements(sql: string): string[] {
   return scriptStatements(sql).map((s) => s.text);
 }
+
+/** `-- @include X.sql` on a line of its own: a file of the same folder whose text belongs there. */
+const INCLUDE = /^-- @include ([a-z0-9_]+\.sql)[ \t]*$/gm;
+
+/**
+ * A script with its includes in place (one level: an included file includes nothing). The line
+ * is a comment, so a script sent without expanding it fails loudly on the first missing function.
+ */
+export function expandIncludes(sql: string, read: (file: string) => string): string {
+  return sql.replace(INCLUDE, (_, file: string) => read(file).trimEnd());
+}

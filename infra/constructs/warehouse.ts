@@ -1,10 +1,13 @@
-import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { BigqueryDataset } from '@cdktf/provider-google/lib/bigquery-dataset/index.js';
 import { BigqueryDatasetAccessA } from '@cdktf/provider-google/lib/bigquery-dataset-access/index.js';
 import { BigqueryTable } from '@cdktf/provider-google/lib/bigquery-table/index.js';
 import { Construct } from 'constructs';
+import { bigQueryScript } from '../../functions/adapters/gcp/sql-files.js';
 import { ALL_TABLES, bigQuerySchema, DATASETS, type Dataset, VIEWS } from '../../functions/core/schema.js';
 import { splitStatements } from '../../functions/core/sql-script.js';
+
+const BIGQUERY_SQL = fileURLToPath(new URL('../../sql/bigquery/', import.meta.url));
 
 export interface WarehouseProps {
   readonly location: string;
@@ -64,9 +67,7 @@ export class Warehouse extends Construct {
     // its tables with their dataset and cannot take query parameters
     // (https://cloud.google.com/bigquery/docs/views#view_limitations).
     for (const view of VIEWS) {
-      const query = splitStatements(
-        readFileSync(new URL(`../../sql/bigquery/${view.sqlFile}.sql`, import.meta.url), 'utf8'),
-      )[0];
+      const [query] = splitStatements(bigQueryScript(BIGQUERY_SQL, `${view.sqlFile}.sql`));
       const created = new BigqueryTable(this, `view-${view.dataset}-${view.name}`, {
         datasetId: this.datasets[view.dataset].datasetId,
         tableId: view.name,

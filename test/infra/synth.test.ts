@@ -398,13 +398,25 @@ describe('CDKTF synthesis', () => {
     const wf = one(stacks.dev, 'google_workflows_workflow');
     assert.match(ref(wf.service_account), /sa-workflow\.id$/);
     assert.doesNotMatch(wf.source_contents, /"@sql [a-z_]+\.sql"/, 'every SQL reference is embedded');
+    // Workflows refuses a source over 128 KB ("Source code size", a limit, not a quota:
+    // https://cloud.google.com/workflows/quotas); the embedded SQL is most of it.
+    assert.ok(Buffer.byteLength(wf.source_contents) <= 128 * 1024, "the source fits Workflows' size limit");
     const definition = parse(wf.source_contents);
     assert.deepEqual(
       workflowProblems(definition, join(ROOT, 'sql')),
       [],
       'the deployed source passes the deploy-time checks',
     );
-    assert.match(definition.run_sql.steps[0].sources.assign[0].scripts.ods_sales, /MERGE INTO ods\.sales/);
+    const scripts = definition.run_sql.steps[0].sources.assign[0].scripts;
+    assert.match(scripts.ods_sales, /MERGE INTO ods\.sales/);
+    for (const step of ['ods_sales', 'ods_products']) {
+      assert.match(
+        scripts[step],
+        /CREATE TEMP FUNCTION rp_number\(x STRING\)/,
+        `${step} carries its functions`,
+      );
+      assert.doesNotMatch(scripts[step], /^-- @include/m, `${step} has its includes in place`);
+    }
     assert.deepEqual(Object.keys(wf.user_env_vars).sort(), ['BIGQUERY_LOCATION', 'EVENTS_TOPIC']);
   });
 

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { bigQueryScript } from '../../functions/adapters/gcp/sql-files.js';
 import { VIEWS } from '../../functions/core/schema.js';
 import { analyzeScript, evaluateScript, schemaTables, type Tables } from '../helpers/bigquery-script.js';
 import { type GoldenFixture, givenTables, loadFixtures } from '../helpers/golden.js';
@@ -30,8 +31,6 @@ const PARAMS = {
   step: { type: 'STRING' },
   counts: { type: 'STRING' },
 };
-/** DuckDB-only helpers: GoogleSQL writes the same rules inline in each script. */
-const DUCKDB_ONLY = ['typing_functions.sql'];
 
 const sqlFiles = (dir: string) =>
   readdirSync(dir)
@@ -47,15 +46,12 @@ after(async () => {
 
 describe('GoogleSQL analyzed by ZetaSQL', () => {
   test('every DuckDB script has its GoogleSQL twin of the same name, and the other way round', () => {
-    assert.deepEqual(
-      sqlFiles(BIGQUERY),
-      sqlFiles(DUCKDB).filter((f) => !DUCKDB_ONLY.includes(f)),
-    );
+    assert.deepEqual(sqlFiles(BIGQUERY), sqlFiles(DUCKDB));
   });
 
   for (const file of sqlFiles(BIGQUERY)) {
     test(`${file}: every statement resolves, and what it writes has the target columns' types`, async () => {
-      const analysis = await analyzeScript(readFileSync(`${BIGQUERY}${file}`, 'utf8'), PARAMS);
+      const analysis = await analyzeScript(bigQueryScript(BIGQUERY, file), PARAMS);
       assert.ok(analysis.length > 0);
       for (const a of analysis) {
         assert.equal(a.error, undefined, `${file} line ${a.statement.line} (${a.kind}): ${a.error}`);
@@ -115,7 +111,7 @@ describe('GoogleSQL evaluated by the ZetaSQL reference evaluator against the gol
     test(`${fixture.name}: the BigQuery logic yields the golden rows`, async () => {
       const tables = schemaTables();
       const run = async (step: string, now: string) =>
-        evaluateScript(readFileSync(`${BIGQUERY}${step}.sql`, 'utf8'), tables, {
+        evaluateScript(bigQueryScript(BIGQUERY, `${step}.sql`), tables, {
           now: { type: 'TIMESTAMP', value: now },
         });
       for (const [i, r] of fixture.runs.entries()) {

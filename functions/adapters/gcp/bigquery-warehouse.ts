@@ -1,5 +1,3 @@
-import { readFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { BigQuery, Job } from '@google-cloud/bigquery';
 import { type RawLoadJob, rawLoadJob } from '../../core/bigquery-load.js';
 import type { Entity } from '../../core/entities.js';
@@ -16,6 +14,7 @@ import type {
   WarehouseStatus,
 } from '../../ports/warehouse.js';
 import { connectorRunFromRow, fileOutcomeFromRow } from '../common/ops-rows.js';
+import { bigQueryScript } from './sql-files.js';
 
 /** Failure reasons of BigQuery jobs and API calls that another try can cure. */
 const TRANSIENT_REASONS = new Set([
@@ -214,7 +213,7 @@ export class BigQueryWarehouse implements Warehouse {
   async runStep(step: string, params: Readonly<Record<string, string>>): Promise<StepCounts> {
     let sql: string;
     try {
-      sql = await readFile(join(this.options.sqlDir, `${step}.sql`), 'utf8');
+      sql = bigQueryScript(this.options.sqlDir, `${step}.sql`);
     } catch {
       throw new TerminalError(`no SQL step "${step}" in ${this.options.sqlDir}`);
     }
