@@ -123,7 +123,7 @@ export const RAW_TABLES = {
   },
 } as const satisfies Record<string, Table>;
 
-export const ODS_TABLES = {
+const ODS_CURRENT = {
   sales: {
     dataset: 'ods',
     name: 'sales',
@@ -175,59 +175,6 @@ export const ODS_TABLES = {
     clusterBy: ['customer_id'],
     key: ['customer_id'],
   },
-  products_history: {
-    dataset: 'ods',
-    name: 'products_history',
-    description:
-      'Every version of every product (SCD2): a new version only when a value changes, valid from the load of the file that first carried it.',
-    fields: [
-      f('product_sku', 'STRING', 'Product SKU.', 'REQUIRED'),
-      f('description', 'STRING', 'Description.'),
-      f('unit_amount', 'NUMERIC', 'List price of one unit.'),
-      f('supplier', 'STRING', 'Supplier.'),
-      f(
-        'SYS_DATE_CREATE',
-        'TIMESTAMP',
-        'When the file that first carried this version was loaded.',
-        'REQUIRED',
-      ),
-      f('SYS_FILE_NAME', 'STRING', 'The object name of that file.', 'REQUIRED'),
-      f('valid_from', 'TIMESTAMP', 'Start of validity (= SYS_DATE_CREATE), inclusive.', 'REQUIRED'),
-      f(
-        'valid_to',
-        'TIMESTAMP',
-        "End of validity, exclusive: the next version's valid_from; NULL for the current version.",
-      ),
-    ],
-    clusterBy: ['product_sku'],
-    key: ['product_sku', 'valid_from'],
-  },
-  customers_history: {
-    dataset: 'ods',
-    name: 'customers_history',
-    description:
-      'Every version of every customer (SCD2): a new version only when a value changes, valid from the load of the file that first carried it.',
-    fields: [
-      f('customer_id', 'STRING', 'Customer id.', 'REQUIRED'),
-      f('emails', 'STRING', 'E-mail addresses.', 'REPEATED'),
-      f('phone_numbers', 'STRING', 'Phone numbers.', 'REPEATED'),
-      f(
-        'SYS_DATE_CREATE',
-        'TIMESTAMP',
-        'When the file that first carried this version was loaded.',
-        'REQUIRED',
-      ),
-      f('SYS_FILE_NAME', 'STRING', 'The object name of that file.', 'REQUIRED'),
-      f('valid_from', 'TIMESTAMP', 'Start of validity (= SYS_DATE_CREATE), inclusive.', 'REQUIRED'),
-      f(
-        'valid_to',
-        'TIMESTAMP',
-        "End of validity, exclusive: the next version's valid_from; NULL for the current version.",
-      ),
-    ],
-    clusterBy: ['customer_id'],
-    key: ['customer_id', 'valid_from'],
-  },
   rejects: {
     dataset: 'ods',
     name: 'rejects',
@@ -244,6 +191,45 @@ export const ODS_TABLES = {
     partitionBy: 'SYS_DATE_CREATE',
     clusterBy: ['entity'],
   },
+} as const satisfies Record<string, Table>;
+
+/**
+ * The history (SCD2) of an ODS table: its business columns, SYS_ columns that date the version
+ * (the load of the file that first carried it), and its validity interval.
+ */
+function historyOf(table: Table, what: string): Table {
+  return {
+    dataset: table.dataset,
+    name: `${table.name}_history`,
+    description: `Every version of every ${what} (SCD2): a new version only when a value changes, valid from the load of the file that first carried it.`,
+    fields: [
+      ...table.fields.filter((field) => !field.name.startsWith('SYS_')),
+      f(
+        'SYS_DATE_CREATE',
+        'TIMESTAMP',
+        'When the file that first carried this version was loaded.',
+        'REQUIRED',
+      ),
+      f('SYS_FILE_NAME', 'STRING', 'The object name of that file.', 'REQUIRED'),
+      f('valid_from', 'TIMESTAMP', 'Start of validity (= SYS_DATE_CREATE), inclusive.', 'REQUIRED'),
+      f(
+        'valid_to',
+        'TIMESTAMP',
+        "End of validity, exclusive: the next version's valid_from; NULL for the current version.",
+      ),
+    ],
+    ...(table.clusterBy ? { clusterBy: table.clusterBy } : {}),
+    key: [...(table.key ?? []), 'valid_from'],
+  };
+}
+
+const { rejects: ODS_REJECTS, ...ODS_ENTITY_TABLES } = ODS_CURRENT;
+
+export const ODS_TABLES = {
+  ...ODS_ENTITY_TABLES,
+  products_history: historyOf(ODS_CURRENT.products, 'product'),
+  customers_history: historyOf(ODS_CURRENT.customers, 'customer'),
+  rejects: ODS_REJECTS,
 } as const satisfies Record<string, Table>;
 
 export const DMT_TABLES = {
