@@ -2,12 +2,10 @@ import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
-import { FsObjectStore } from '../../functions/adapters/local/fs-object-store.js';
+import { openLocalRuntime } from '../../functions/compose-local.js';
 import { runCli } from '../helpers/cli.js';
 import { expectedFrom } from '../helpers/expected-mart.js';
-import { readEvents, tempDir } from '../helpers/fakes.js';
+import { MemoryLogger, readEvents, tempDir } from '../helpers/fakes.js';
 import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
 
 /**
@@ -17,8 +15,6 @@ import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
  * loaded so far, in load order (the latest loaded version of a key wins). Then the same files in
  * another order: ODS holds other versions, and the mart again equals the computation from them.
  */
-
-const SQL_DIR = fileURLToPath(new URL('../../sql/duckdb/', import.meta.url));
 
 type Entity = 'sales' | 'products' | 'customers';
 interface DroppedFile {
@@ -89,12 +85,7 @@ async function drop(home: string, file: DroppedFile): Promise<void> {
 }
 
 async function tables(home: string) {
-  const store = new FsObjectStore(join(home, 'bucket'));
-  const warehouse = await DuckDbWarehouse.open({
-    path: join(home, 'warehouse.duckdb'),
-    sqlDir: SQL_DIR,
-    rowsFile: async (k) => ({ path: store.pathOf(k), release: async () => undefined }),
-  });
+  const { warehouse, close } = await openLocalRuntime(home, new MemoryLogger());
   try {
     const rows = async (name: string) =>
       sortRows(
@@ -113,7 +104,7 @@ async function tables(home: string) {
       queue: await rows('ops.mart_queue'),
     };
   } finally {
-    warehouse.close();
+    close();
   }
 }
 

@@ -3,17 +3,14 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
-import { FsObjectStore } from '../../functions/adapters/local/fs-object-store.js';
+import { openLocalRuntime } from '../../functions/compose-local.js';
 import { type Sandbox, startSandbox } from '../../functions/sandbox/server.js';
 import { filesContaining, runCli } from '../helpers/cli.js';
 import { expectedFrom } from '../helpers/expected-mart.js';
-import { tempDir } from '../helpers/fakes.js';
+import { MemoryLogger, tempDir } from '../helpers/fakes.js';
 import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
 
 const KEY = 'pipeline-e2e-6c1d2a9f-key';
-const SQL_DIR = fileURLToPath(new URL('../../sql/duckdb/', import.meta.url));
 
 async function sandboxWith(faultRate: number, sales = 3000): Promise<Sandbox> {
   return startSandbox({
@@ -30,12 +27,7 @@ async function sandboxWith(faultRate: number, sales = 3000): Promise<Sandbox> {
 
 /** Reads tables of a finished run (the CLI has exited, so the warehouse file is free). */
 async function snapshot(home: string) {
-  const store = new FsObjectStore(join(home, 'bucket'));
-  const warehouse = await DuckDbWarehouse.open({
-    path: join(home, 'warehouse.duckdb'),
-    sqlDir: SQL_DIR,
-    rowsFile: async (k) => ({ path: store.pathOf(k), release: async () => undefined }),
-  });
+  const { store, work, warehouse, close } = await openLocalRuntime(home, new MemoryLogger());
   try {
     const rows = async (name: string, columns = '*') =>
       sortRows(
@@ -63,10 +55,10 @@ async function snapshot(home: string) {
       })),
       rawSales: Number((await warehouse.query('SELECT count(*) AS n FROM raw.sales'))[0]?.n),
       // The bucket folder, and the connector's staged runs in the work folder beside it.
-      files: [...(await store.list('')), ...(await new FsObjectStore(join(home, 'work')).list(''))],
+      files: [...(await store.list('')), ...(await work.list(''))],
     };
   } finally {
-    warehouse.close();
+    close();
   }
 }
 

@@ -1,4 +1,3 @@
-import { spawn } from 'node:child_process';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +11,7 @@ import { openLocalRuntime } from '../../functions/compose-local.js';
 import { describeError, PipelineError, TransientError } from '../../functions/core/errors.js';
 import { CLAIM_STALE_AFTER_MS } from '../../functions/core/loader-limits.js';
 import type { ObjectStore } from '../../functions/ports/object-store.js';
+import { runTsx } from '../helpers/cli.js';
 import { type FakeGcp, startFakeGcp } from '../helpers/fake-gcp.mjs';
 import { MemoryLogger, tempDir } from '../helpers/fakes.js';
 import { emulatorUnavailable, startPubSubEmulator } from '../helpers/pubsub-emulator.js';
@@ -75,25 +75,10 @@ async function verdict(store: ObjectStore, name: string, rawRows: number): Promi
 }
 
 function runChild(script: string, args: string[], env: Record<string, string> = {}) {
-  return new Promise<{ code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }>(
-    (resolve, reject) => {
-      const child = spawn(process.execPath, ['--import', 'tsx', join(HERE, script), ...args], {
-        env: { ...process.env, ...env },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => {
-        stdout += d;
-      });
-      child.stderr.on('data', (d) => {
-        stderr += d;
-      });
-      child.on('error', reject);
-      child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-      pids.add(child);
-    },
-  );
+  return runTsx(join(HERE, script), args, {
+    env: { ...process.env, ...env },
+    onSpawn: (child) => pids.add(child),
+  });
 }
 const pids = new Set<{ pid?: number | undefined; kill(signal: NodeJS.Signals): boolean }>();
 

@@ -19,10 +19,23 @@ export function runCli(
   env: Record<string, string> = {},
   onSpawn?: (child: ChildProcess) => void,
 ): Promise<CliResult> {
+  return runTsx(CLI, args, {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', ...env },
+    ...(onSpawn ? { onSpawn } : {}),
+  });
+}
+
+/** Runs a TypeScript file from source (through tsx) in a child process, collecting its output. */
+export function runTsx(
+  script: string,
+  args: string[],
+  options: { env: NodeJS.ProcessEnv; cwd?: string; onSpawn?: (child: ChildProcess) => void },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, ...args], {
-      cwd: REPO_ROOT,
-      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', LOG_FORMAT: 'json', ...env },
+    const child = spawn(process.execPath, ['--import', 'tsx', script, ...args], {
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      env: options.env,
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -35,7 +48,7 @@ export function runCli(
     });
     child.on('error', reject);
     child.on('close', (code, signal) => resolve({ code, signal, stdout, stderr }));
-    onSpawn?.(child);
+    options.onSpawn?.(child);
   });
 }
 
