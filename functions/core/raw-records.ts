@@ -7,7 +7,11 @@ import { apiFields, type Field, RAW_TABLES } from './schema.js';
  * text: numbers (and booleans) become strings holding their exact JSON text, so `59.90` stays
  * "59.90" and no digit is lost. Fields the schema does not name (the API added one) are kept in
  * the row's `extras` JSON, never an error, never dropped: top-level ones by name, a sale line's
- * under `extras.items` (one object per line, in line order). A line that is
+ * under `extras.items` (one object per line, in line order). Extras are written as a JSON object,
+ * not as a string holding JSON: a NDJSON load puts a JSON column's raw value in as it is
+ * (https://cloud.google.com/bigquery/docs/json-data, "Load from newline delimited JSON files"),
+ * and one column on the row rather than one per line keeps JSON out of the REPEATED record, which
+ * the documentation does not settle. A line that is
  * not a JSON object, or holds an object where a single value belongs (or a non-list where a list
  * belongs), cannot be a raw row: the file is rejected with the line number.
  */
@@ -71,11 +75,11 @@ function scalar(value: Json | undefined, path: string, line: number): string | n
 /** The fields of `record` that `known` does not name, or undefined when there are none. */
 function extrasOf(
   record: { readonly [key: string]: Json },
-  known: readonly Field[],
+  known: ReadonlySet<string>,
 ): { [key: string]: Json } | undefined {
   let out: { [key: string]: Json } | undefined;
   for (const key of Object.keys(record)) {
-    if (known.some((field) => field.name === key)) continue;
+    if (known.has(key)) continue;
     out ??= {};
     out[key] = record[key] as Json;
   }
@@ -101,6 +105,32 @@ function project(field: Field, value: Json | undefined, path: string, line: numb
       out[sub.name] = scalar(element[sub.name], `${at}.${sub.name}`, line);
     return out;
   });
+}
+
+/** What a raw table names, worked out once per entity (every line of every file asks). */
+interface RawShape {
+  /** The API fields, extras aside. */
+  readonly fields: readonly Field[];
+  readonly names: ReadonlySet<string>;
+  /** The list of sub-records (a sale's items), whose unknown fields go under extras too. */
+  readonly lines: { readonly field: Field; readonly names: ReadonlySet<string> } | undefined;
+}
+
+const SHAPES = new Map<Entity, RawShape>();
+
+function shapeOf(entity: Entity): RawShape {
+  let shape = SHAPES.get(entity);
+  if (!shape) {
+    const fields = apiFields(RAW_TABLES[entity]).filter((field) => field.name !== 'extras');
+    const lines = fields.find((field) => field.type === 'STRUCT');
+    shape = {
+      fields,
+      names: new Set(fields.map((field) => field.name)),
+      lines: lines && { field: lines, names: new Set((lines.fields ?? []).map((field) => field.name)) },
+    };
+    SHAPES.set(entity, shape);
+  }
+  return shape;
 }
 
 export interface RawRow {
@@ -129,23 +159,21 @@ export function toRawRow(
     throw new RecordShapeError(lineNumber, `a record must be a JSON object, found ${kindOf(parsed)}`);
   }
   const record = parsed as { [key: string]: Json };
-  const known = apiFields(RAW_TABLES[entity]).filter((field) => field.name !== 'extras');
+  const shape = shapeOf(entity);
   const row: { [key: string]: Json } = {};
-  for (const field of known) row[field.name] = project(field, record[field.name], field.name, lineNumber);
-  const extras = extrasOf(record, known);
+  for (const field of shape.fields)
+    row[field.name] = project(field, record[field.name], field.name, lineNumber);
+  const extras = extrasOf(record, shape.names);
   const extraFields = Object.keys(extras ?? {});
-  const lines = known.find((field) => field.type === 'STRUCT');
-  const items = lines ? record[lines.name] : undefined;
-  if (lines && Array.isArray(items)) {
-    const perLine = items.map((item) =>
-      item && typeof item === 'object' && !Array.isArray(item)
-        ? extrasOf(item, lines.fields ?? [])
-        : undefined,
-    );
+  const items = shape.lines ? record[shape.lines.field.name] : undefined;
+  if (shape.lines && Array.isArray(items)) {
+    const { field, names } = shape.lines;
+    // project() above has checked that every line is an object
+    const perLine = items.map((item) => extrasOf(item as { [key: string]: Json }, names));
     if (perLine.some(Boolean)) {
-      const names = new Set(perLine.flatMap((e) => Object.keys(e ?? {})));
-      for (const name of names) extraFields.push(`${lines.name}[].${name}`);
-      row.extras = { ...extras, [lines.name]: perLine.map((e) => e ?? {}) };
+      for (const name of new Set(perLine.flatMap((e) => Object.keys(e ?? {}))))
+        extraFields.push(`${field.name}[].${name}`);
+      row.extras = { ...extras, [field.name]: perLine.map((e) => e ?? {}) };
     }
   }
   row.extras ??= extras ?? null;
