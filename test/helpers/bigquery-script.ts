@@ -189,6 +189,13 @@ export function schemaTables(): Tables {
 
 const ROWID = '__rowid';
 
+/**
+ * BigQuery's runtime error when an UPDATE ... FROM joins a target row to several source rows, or
+ * a MERGE updates one target row from several: the statement fails, nothing is applied
+ * (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax, UPDATE and MERGE).
+ */
+const ONE_SOURCE_ROW = 'UPDATE/MERGE must match at most one source row for each target row';
+
 function asObject(tables: Tables, withRowId?: string): Record<string, ZetaTable> {
   const out: Record<string, ZetaTable> = {};
   for (const [name, t] of tables) {
@@ -278,6 +285,7 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
           all,
         ).catch(where);
         const inserts: Record<string, unknown>[] = [];
+        const updated = new Set<number>();
         for (const row of rows) {
           const id = row[ROWID];
           if (id === null || id === undefined) {
@@ -285,6 +293,8 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
               Object.fromEntries(parsed.insertColumns.map((c, i) => [c, row[`__ins${i}`] ?? null])),
             );
           } else if (row.__update === true) {
+            if (updated.has(Number(id))) throw new Error(`line ${statement.line}: ${ONE_SOURCE_ROW}`);
+            updated.add(Number(id));
             const current = target.rows[Number(id)] as Record<string, unknown>;
             parsed.sets.forEach(([c], i) => {
               current[c] = row[`__set${i}`] ?? null;
@@ -306,14 +316,10 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
           asObject(tables, parsed.table),
           all,
         ).catch(where);
-        // BigQuery refuses an UPDATE ... FROM that joins one target row to several source rows.
         const seen = new Set<number>();
         for (const row of rows) {
           const id = Number(row[ROWID]);
-          if (seen.has(id))
-            throw new Error(
-              `line ${statement.line}: UPDATE/MERGE must match at most one source row for each target row`,
-            );
+          if (seen.has(id)) throw new Error(`line ${statement.line}: ${ONE_SOURCE_ROW}`);
           seen.add(id);
           parsed.sets.forEach(([c], i) => {
             (target.rows[id] as Record<string, unknown>)[c] = row[`__v${i}`] ?? null;

@@ -106,6 +106,37 @@ async function assertTables(tables: Tables, expect: GoldenFixture['expect'], whe
   }
 }
 
+describe('the script harness refuses what BigQuery refuses', () => {
+  const product = { product_sku: 'P1', description: 'Mug', unit_amount: '10', supplier: 'S' };
+  const withProduct = () => {
+    const tables = schemaTables();
+    tables
+      .get('ods.products')
+      ?.rows.push({ ...product, SYS_DATE_CREATE: '2025-07-19T10:00:00Z', SYS_FILE_NAME: 'p' });
+    return tables;
+  };
+  const now = { now: { type: 'TIMESTAMP', value: '2025-07-19T11:00:00Z' } };
+
+  test('a MERGE that updates one target row from two source rows fails', async () => {
+    const merge = `MERGE INTO ods.products AS t
+USING (SELECT 'P1' AS product_sku, 'A' AS d UNION ALL SELECT 'P1', 'B') AS s
+ON t.product_sku = s.product_sku
+WHEN MATCHED AND (TRUE) THEN
+  UPDATE SET description = s.d
+WHEN NOT MATCHED THEN
+  INSERT (product_sku) VALUES (s.product_sku);`;
+    await assert.rejects(evaluateScript(merge, withProduct(), now), /must match at most one source row/);
+  });
+
+  test('an UPDATE ... FROM that joins one target row to two source rows fails', async () => {
+    const update = `UPDATE ods.products AS p
+SET description = s.d
+FROM (SELECT 'P1' AS sku, 'A' AS d UNION ALL SELECT 'P1', 'B') AS s
+WHERE p.product_sku = s.sku;`;
+    await assert.rejects(evaluateScript(update, withProduct(), now), /must match at most one source row/);
+  });
+});
+
 describe('GoogleSQL evaluated by the ZetaSQL reference evaluator against the golden fixtures', () => {
   for (const fixture of loadFixtures()) {
     test(`${fixture.name}: the BigQuery logic yields the golden rows`, async () => {
