@@ -142,7 +142,6 @@ export class PipelineStack extends TerraformStack {
       location: v.bigqueryLocation,
       deletionProtection: props.deletionProtection,
       environment: props.environment,
-      projectId: v.projectId,
     });
     // One project per environment. The datasets' names are the project's (raw, ods, dmt, ops):
     // a second environment applied to the same project fails creating them (409), and since
@@ -239,36 +238,23 @@ export class PipelineStack extends TerraformStack {
       member: member(sa.connector),
     });
     // The loader: claims and settles files anywhere in the pipeline bucket; load jobs into the
-    // three raw tables and its ledger (ops.loads, ops.files) - no other table; events; starting
-    // the merge workflow.
-    grant.bucket('loader-objects', bucket, 'roles/storage.objectUser', member(sa.loader));
-    for (const entity of ENTITIES) {
-      grant.table(`loader-raw-${entity}`, `raw.${entity}`, 'roles/bigquery.dataEditor', member(sa.loader));
+    // three raw tables and its ledger (ops.loads, ops.files, ops.schema_fields) - no other table;
+    // events; starting the merge workflow. The reconciler does what the loader does (it finishes
+    // claims and loads arrivals through the loader's own code) and starts merges: the loader's
+    // grants on its own account, and it reads the mart queue (keys no merge has carried yet).
+    for (const who of ['loader', 'reconciler'] as const) {
+      grant.bucket(`${who}-objects`, bucket, 'roles/storage.objectUser', member(sa[who]));
+      for (const entity of ENTITIES) {
+        grant.table(`${who}-raw-${entity}`, `raw.${entity}`, 'roles/bigquery.dataEditor', member(sa[who]));
+      }
+      grant.table(`${who}-loads`, 'ops.loads', 'roles/bigquery.dataEditor', member(sa[who]));
+      grant.table(`${who}-files`, 'ops.files', 'roles/bigquery.dataEditor', member(sa[who]));
+      grant.table(`${who}-fields`, 'ops.schema_fields', 'roles/bigquery.dataEditor', member(sa[who]));
+      grant.project(`${who}-jobs`, 'roles/bigquery.jobUser', member(sa[who]));
+      grant.publisher(`${who}-events`, member(sa[who]));
+      grant.project(`${who}-workflows`, 'roles/workflows.invoker', member(sa[who]));
     }
-    grant.table('loader-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.loader));
-    grant.table('loader-files', 'ops.files', 'roles/bigquery.dataEditor', member(sa.loader));
-    grant.table('loader-fields', 'ops.schema_fields', 'roles/bigquery.dataEditor', member(sa.loader));
-    grant.project('loader-jobs', 'roles/bigquery.jobUser', member(sa.loader));
-    grant.publisher('loader-events', member(sa.loader));
-    grant.project('loader-workflows', 'roles/workflows.invoker', member(sa.loader));
-    // The reconciler does what the loader does (it finishes claims and loads arrivals through the
-    // loader's own code) and starts merges: exactly the loader's grants, on its own account.
-    grant.bucket('reconciler-objects', bucket, 'roles/storage.objectUser', member(sa.reconciler));
-    for (const entity of ENTITIES) {
-      grant.table(
-        `reconciler-raw-${entity}`,
-        `raw.${entity}`,
-        'roles/bigquery.dataEditor',
-        member(sa.reconciler),
-      );
-    }
-    grant.table('reconciler-loads', 'ops.loads', 'roles/bigquery.dataEditor', member(sa.reconciler));
-    grant.table('reconciler-files', 'ops.files', 'roles/bigquery.dataEditor', member(sa.reconciler));
-    grant.table('reconciler-fields', 'ops.schema_fields', 'roles/bigquery.dataEditor', member(sa.reconciler));
     grant.table('reconciler-queue', 'ops.mart_queue', 'roles/bigquery.dataViewer', member(sa.reconciler));
-    grant.project('reconciler-jobs', 'roles/bigquery.jobUser', member(sa.reconciler));
-    grant.publisher('reconciler-events', member(sa.reconciler));
-    grant.project('reconciler-workflows', 'roles/workflows.invoker', member(sa.reconciler));
     // The Eventarc trigger receives events (its right to invoke the function is in Loader), and
     // Cloud Storage's service agent publishes the bucket's events for direct Cloud Storage
     // triggers (https://cloud.google.com/eventarc/docs/roles-permissions).
@@ -294,6 +280,14 @@ export class PipelineStack extends TerraformStack {
     grant.publisher('workflow-events', member(sa.workflow));
     // Analysts: read the mart, run their queries.
     grant.dataset('analysts-dmt', 'dmt', 'roles/bigquery.dataViewer', `group:${v.analystsGroup}`);
+    // The list-price view (dmt.sales_items_list_price) reads the product history with the
+    // analyst's own rights (see Warehouse): read on that one table, the history of prices.
+    grant.table(
+      'analysts-products-history',
+      'ods.products_history',
+      'roles/bigquery.dataViewer',
+      `group:${v.analystsGroup}`,
+    );
     grant.project('analysts-jobs', 'roles/bigquery.jobUser', `group:${v.analystsGroup}`);
 
     // ---- the runtime --------------------------------------------------------------------------

@@ -165,7 +165,8 @@ Commands:
   status  [--home DIR] [--json] [--gcp]
           files per state, rows per table, orphans, rejects, last runs; --gcp: of the deployed pipeline
   reconcile [--home DIR] [--json] [--gcp]
-          heal what events missed: finish stale claims, load files whose event was lost, merge unmerged loads;
+          heal what events missed: finish stale claims, load files whose event was lost, merge unmerged loads
+          and mart changes not carried yet;
           --gcp: the deployed pipeline (what its scheduled reconciler job runs)
   sandbox [--port N] [--api-key KEY] [--seed N] [--sales N] [--products N] [--customers N] [--fault-rate F]
           serve the built-in Retail API simulator

@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
 import { BigqueryDataset } from '@cdktf/provider-google/lib/bigquery-dataset/index.js';
-import { BigqueryDatasetAccessA } from '@cdktf/provider-google/lib/bigquery-dataset-access/index.js';
 import { BigqueryTable } from '@cdktf/provider-google/lib/bigquery-table/index.js';
 import { Construct } from 'constructs';
 import { bigQueryScript } from '../../functions/adapters/gcp/sql-files.js';
@@ -14,8 +13,6 @@ export interface WarehouseProps {
   readonly deletionProtection: boolean;
   /** Labels every dataset: which environment of the pipeline owns this project's datasets. */
   readonly environment: string;
-  /** The project the datasets live in (a view's authorization names it). */
-  readonly projectId: string;
 }
 
 const DATASET_DESCRIPTIONS: Record<Dataset, string> = {
@@ -61,10 +58,14 @@ export class Warehouse extends Construct {
         },
       );
     }
-    // Views read ods (the product history); analysts hold roles on dmt only, so each view is an
-    // authorized view of the datasets it reads ("Authorized views": access is granted to the view,
-    // not to its users: https://cloud.google.com/bigquery/docs/authorized-views). A view must name
-    // its tables with their dataset and cannot take query parameters
+    // A view runs with its reader's rights on the tables it reads
+    // (https://cloud.google.com/bigquery/docs/views), so whoever may query a view is also granted
+    // read on those tables (infra/stack.ts). Not an authorized view: that is an entry in the
+    // dataset's access list, and the google_bigquery_dataset_iam_* resources the datasets' grants
+    // use "remove any authorized view permissions from the dataset" and cannot be mixed with
+    // google_bigquery_dataset_access
+    // (https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/bigquery_dataset_iam).
+    // A view must name its tables with their dataset and cannot take query parameters
     // (https://cloud.google.com/bigquery/docs/views#view_limitations).
     for (const view of VIEWS) {
       const [query] = splitStatements(bigQueryScript(BIGQUERY_SQL, `${view.sqlFile}.sql`));
@@ -77,10 +78,6 @@ export class Warehouse extends Construct {
         view: { query: query ?? '', useLegacySql: false },
         deletionProtection: false,
         dependsOn: Object.values(tables),
-      });
-      new BigqueryDatasetAccessA(this, `view-access-ods-${view.name}`, {
-        datasetId: this.datasets.ods.datasetId,
-        view: { projectId: props.projectId, datasetId: created.datasetId, tableId: created.tableId },
       });
       tables[`${view.dataset}.${view.name}`] = created;
     }

@@ -18,6 +18,14 @@
 --   mart is clustered by product_sku and changed_skus is a script variable); as DML, BigQuery
 --   bills the partitions that hold those SKUs. Products refresh daily; hourly runs skip it.
 -- - ods.products, ods.customers: small (one row per SKU / customer).
+-- Partitions are pruned only for filters BigQuery can evaluate before the query runs; a subquery
+-- is not one, a script variable is
+-- (https://cloud.google.com/bigquery/docs/querying-partitioned-tables#use_a_constant_filter_expression).
+-- Clustered blocks are pruned for filters on the clustering column
+-- (https://cloud.google.com/bigquery/docs/querying-clustered-tables); an UPDATE or DELETE is
+-- billed for the partitions it touches
+-- (https://cloud.google.com/bigquery/docs/reference/standard-sql/dml-syntax). Not verified
+-- against BigQuery: pruning on variables SET inside the transaction, and on IN UNNEST(variable).
 
 DECLARE since TIMESTAMP DEFAULT (
   SELECT MIN(loaded_at) FROM ops.loads WHERE merged_at IS NOT NULL AND mart_at IS NULL
