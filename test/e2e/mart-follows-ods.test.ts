@@ -6,7 +6,7 @@ import { openLocalRuntime } from '../../functions/compose-local.js';
 import { runCli } from '../helpers/cli.js';
 import { expectedFrom } from '../helpers/expected-mart.js';
 import { MemoryLogger, readEvents, tempDir } from '../helpers/fakes.js';
-import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
+import { canonicalRow, orphanKey, sortRows, tableNamed, tableRows } from '../helpers/rows.js';
 
 /**
  * The mart follows ODS (DATA_CONTRACT.md, dmt): files dropped by hand into {entity}/in/ one at a
@@ -87,17 +87,10 @@ async function drop(home: string, file: DroppedFile): Promise<void> {
 async function tables(home: string) {
   const { warehouse, close } = await openLocalRuntime(home, new MemoryLogger());
   try {
-    const rows = async (name: string) =>
-      sortRows(
-        (await warehouse.query(`SELECT * FROM ${name}`)).map((r) => canonicalRow(tableNamed(name), r)),
-      );
+    const rows = (name: string) => tableRows(warehouse, name);
     return {
       mart: await rows('dmt.sales_items'),
-      orphans: (await rows('dmt.sales_items_orphans')).map((o) => ({
-        sale_id: o.sale_id,
-        product_sku: o.product_sku,
-        reason: o.reason,
-      })),
+      orphans: (await rows('dmt.sales_items_orphans')).map(orphanKey),
       productsHistory: await rows('ods.products_history'),
       customersHistory: await rows('ods.customers_history'),
       rawSales: await rows('raw.sales'),

@@ -8,7 +8,7 @@ import { type Sandbox, startSandbox } from '../../functions/sandbox/server.js';
 import { filesContaining, runCli } from '../helpers/cli.js';
 import { expectedFrom } from '../helpers/expected-mart.js';
 import { MemoryLogger, tempDir } from '../helpers/fakes.js';
-import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
+import { canonicalRow, orphanKey, sortRows, tableNamed, tableRows } from '../helpers/rows.js';
 
 const KEY = 'pipeline-e2e-6c1d2a9f-key';
 
@@ -29,21 +29,12 @@ async function sandboxWith(faultRate: number, sales = 3000): Promise<Sandbox> {
 async function snapshot(home: string) {
   const { store, work, warehouse, close } = await openLocalRuntime(home, new MemoryLogger());
   try {
-    const rows = async (name: string, columns = '*') =>
-      sortRows(
-        (await warehouse.query(`SELECT ${columns} FROM ${name}`)).map((r) =>
-          canonicalRow(tableNamed(name), r),
-        ),
-      );
+    const rows = (name: string) => tableRows(warehouse, name);
     const business = (name: string, keep: string[]) =>
       rows(name).then((all) => all.map((r) => Object.fromEntries(keep.map((k) => [k, r[k]]))));
     return {
       mart: await rows('dmt.sales_items'),
-      orphans: (await rows('dmt.sales_items_orphans')).map((o) => ({
-        sale_id: o.sale_id,
-        product_sku: o.product_sku,
-        reason: o.reason,
-      })),
+      orphans: (await rows('dmt.sales_items_orphans')).map(orphanKey),
       odsSales: await business('ods.sales', ['id', 'datetime', 'total_amount', 'customer_id', 'items']),
       odsProducts: await business('ods.products', ['product_sku', 'description', 'unit_amount', 'supplier']),
       odsCustomers: await business('ods.customers', ['customer_id', 'emails', 'phone_numbers']),

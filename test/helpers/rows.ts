@@ -79,3 +79,17 @@ export function sortRows<T>(rows: T[]): T[] {
     return x < y ? -1 : x > y ? 1 : 0;
   });
 }
+
+/** Every row of a table (or view) of a warehouse, canonical and sorted: what a test compares. */
+export async function tableRows(
+  warehouse: { query(sql: string): Promise<Record<string, unknown>[]> },
+  name: string,
+): Promise<Record<string, unknown>[]> {
+  const table = tableNamed(name);
+  return sortRows((await warehouse.query(`SELECT * FROM ${name}`)).map((r) => canonicalRow(table, r)));
+}
+
+/** An orphan as the independent computation states it (test/helpers/expected-mart.ts). */
+export function orphanKey(o: Record<string, unknown>): Record<string, unknown> {
+  return { sale_id: o.sale_id, product_sku: o.product_sku, reason: o.reason };
+}

@@ -7,7 +7,7 @@ import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse
 import { duckDbType } from '../../functions/core/schema.js';
 import { tempDir } from '../helpers/fakes.js';
 import { type GoldenFixture, type GoldenRun, givenTables, loadFixtures } from '../helpers/golden.js';
-import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
+import { canonicalRow, sortRows, tableNamed, tableRows } from '../helpers/rows.js';
 
 const SQL_DIR = fileURLToPath(new URL('../../sql/duckdb/', import.meta.url));
 
@@ -30,11 +30,6 @@ async function seed(
 async function seedRun(warehouse: DuckDbWarehouse, dir: string, run: GoldenRun) {
   for (const [tableName, rows] of Object.entries(givenTables(run)))
     await seed(warehouse, dir, tableName, rows);
-}
-
-async function tableRows(warehouse: DuckDbWarehouse, tableName: string) {
-  const table = tableNamed(tableName);
-  return sortRows((await warehouse.query(`SELECT * FROM ${tableName}`)).map((r) => canonicalRow(table, r)));
 }
 
 async function assertTables(warehouse: DuckDbWarehouse, expect: GoldenFixture['expect'], when: string) {
