@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { constants, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { access, mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { HttpRetailApi } from './adapters/common/http-retail-api.js';
@@ -12,7 +13,11 @@ import type { IngestPorts } from './app/ingest-object.js';
 import type { Holder } from './app/lease.js';
 import { repositoryPath } from './compose.js';
 import type { ApiSettings, ConnectorSettings } from './core/config.js';
+import { isEntity } from './core/entities.js';
+import { ConfigError } from './core/errors.js';
 import type { Logger } from './ports/logger.js';
+import type { ProgressEvent, ProgressListener } from './ports/progress.js';
+import type { WarehouseStatus } from './ports/warehouse.js';
 
 /**
  * Where the local runtime's adapters are built and wired (compose.ts does the same for the
@@ -27,6 +32,8 @@ export interface LocalPaths {
   readonly work: string;
   readonly warehouse: string;
   readonly events: string;
+  /** What a running process last knew (see StatusSnapshot); removed when it closes. */
+  readonly snapshot: string;
 }
 
 export function localPaths(home: string): LocalPaths {
@@ -37,6 +44,7 @@ export function localPaths(home: string): LocalPaths {
     work: join(root, 'work'),
     warehouse: join(root, 'warehouse.duckdb'),
     events: join(root, 'events.ndjson'),
+    snapshot: join(root, 'status.json'),
   };
 }
 
@@ -45,34 +53,125 @@ export interface LocalRuntime extends IngestPorts {
   /** The connector's work area (not an ingest port: the loader never reads it). */
   readonly work: FsObjectStore;
   readonly warehouse: DuckDbWarehouse;
+  /** Listens to the work's progress: keeps the status snapshot current (see StatusSnapshot). */
+  progress: ProgressListener;
+  /** Where the merges report their steps to (the CLI's progress display); set by the caller. */
+  onProgress: ProgressListener | undefined;
+  /** Writes the status snapshot now (after a step the CLI reports). */
+  snapshot(): Promise<void>;
   close(): void;
+}
+
+/**
+ * What a running process last knew, for `status` while it holds the warehouse (DuckDB lets no
+ * other process open it then): the warehouse figures, and what the work is doing now.
+ */
+export interface StatusSnapshot {
+  readonly pid: number;
+  readonly writtenAt: string;
+  readonly warehouse: WarehouseStatus;
+  readonly progress: ProgressEvent | undefined;
+}
+
+const SNAPSHOT_EVERY_MS = 250;
+
+/** A home that cannot be created or written: one clear line, not a raw EACCES. */
+async function ensureHome(path: string): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true });
+    await access(path, constants.W_OK);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (
+      code === 'EACCES' ||
+      code === 'EROFS' ||
+      code === 'EPERM' ||
+      code === 'ENOTDIR' ||
+      code === 'EEXIST'
+    ) {
+      throw new ConfigError(
+        `cannot write to the pipeline home ${path} (${code}); pass --home DIR or set PIPELINE_HOME to a folder you can write`,
+      );
+    }
+    throw error;
+  }
 }
 
 /** The whole pipeline on one machine: a folder as the bucket, DuckDB, the event log, in-process merges. */
 export async function openLocalRuntime(home: string, logger: Logger): Promise<LocalRuntime> {
   const paths = localPaths(home);
-  await mkdir(paths.home, { recursive: true });
+  await ensureHome(paths.home);
   const store = new FsObjectStore(paths.bucket);
   const warehouse = await DuckDbWarehouse.open({
     path: paths.warehouse,
     sqlDir: repositoryPath('sql/duckdb/'),
     rowsFile: async (key) => ({ path: store.pathOf(key), release: async () => undefined }),
   });
+  const work = new FsObjectStore(paths.work);
+  // This process holds the warehouse, so no other writes the folders: what a killed run left in
+  // their temporary folders is nobody's.
+  await store.sweepTemporaryFiles();
+  await work.sweepTemporaryFiles();
   const events = new EventLogPublisher(paths.events);
   const clock = new SystemClock();
   const randomness = new CryptoRandomness();
+  let latest: ProgressEvent | undefined;
+  let figures: WarehouseStatus | undefined;
+  let lastWrite = 0;
+  let refreshing: Promise<void> | undefined;
+  const writeSnapshot = () => {
+    if (!figures) return;
+    const snapshot: StatusSnapshot = {
+      pid: process.pid,
+      writtenAt: new Date().toISOString(),
+      warehouse: figures,
+      progress: latest,
+    };
+    const tmp = `${paths.snapshot}.${process.pid}.tmp`;
+    writeFileSync(tmp, JSON.stringify(snapshot));
+    renameSync(tmp, paths.snapshot);
+    lastWrite = Date.now();
+  };
+  const refresh = (): Promise<void> => {
+    refreshing ??= warehouse
+      .status()
+      .then((current) => {
+        figures = current;
+        writeSnapshot();
+      })
+      .catch((error: unknown) =>
+        logger.log('WARNING', 'could not write the status snapshot', { reason: String(error) }),
+      )
+      .finally(() => {
+        refreshing = undefined;
+      });
+    return refreshing;
+  };
+  let runtime: LocalRuntime | undefined;
+  // The merges report each step they run (the workflow calls the warehouse once per step).
+  const reporting = new Proxy(warehouse, {
+    get(target, property, receiver) {
+      if (property === 'runStep') {
+        return (step: string, params: Readonly<Record<string, string>>) => {
+          // ods_{entity} merges an entity, then dmt_sales_items carries it into the mart; the rest is bookkeeping.
+          const entity = step.startsWith('ods_')
+            ? step.slice(4)
+            : step.startsWith('dmt_')
+              ? latest?.entity
+              : '';
+          if (entity && isEntity(entity)) runtime?.progress({ stage: 'merge', entity, step });
+          return target.runStep(step, params);
+        };
+      }
+      const value = Reflect.get(target, property, receiver);
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
   const workflows = new LocalWorkflowRunner(
     loadWorkflow(repositoryPath('workflows/merge.yaml'), repositoryPath('sql/')),
-    {
-      warehouse,
-      events,
-      clock,
-      randomness,
-      logger,
-    },
+    { warehouse: reporting, events, clock, randomness, logger },
   );
-  const work = new FsObjectStore(paths.work);
-  return {
+  runtime = {
     store,
     work,
     warehouse,
@@ -81,11 +180,97 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
     clock,
     randomness,
     logger,
-    close: () => warehouse.close(),
+    onProgress: undefined,
+    progress: (event) => {
+      const moved = latest?.entity !== event.entity || latest?.stage !== event.stage;
+      latest = event;
+      runtime?.onProgress?.(event);
+      if (moved || Date.now() - lastWrite >= SNAPSHOT_EVERY_MS) {
+        writeSnapshot();
+        void refresh();
+      }
+    },
+    snapshot: refresh,
+    close: () => {
+      rmSync(paths.snapshot, { force: true });
+      warehouse.close();
+    },
+  };
+  await refresh();
+  return runtime;
+}
+
+/**
+ * The local warehouse opened for reading only, for status, rejects, orphans and sql: nothing is
+ * created or changed, and it fails with WarehouseBusyError while a run holds it. Undefined when
+ * there is no warehouse yet.
+ */
+export async function openLocalReader(home: string): Promise<DuckDbWarehouse | undefined> {
+  const paths = localPaths(home);
+  if (!existsSync(paths.warehouse)) return undefined;
+  return DuckDbWarehouse.open({
+    path: paths.warehouse,
+    sqlDir: repositoryPath('sql/duckdb/'),
+    rowsFile: async () => {
+      throw new ConfigError('a read-only warehouse loads nothing');
+    },
+    readOnly: true,
+  });
+}
+
+/** The snapshot a running process keeps, if it is still running. */
+export function readSnapshot(home: string): StatusSnapshot | undefined {
+  const path = localPaths(home).snapshot;
+  let snapshot: StatusSnapshot;
+  try {
+    snapshot = JSON.parse(readFileSync(path, 'utf8')) as StatusSnapshot;
+  } catch {
+    return undefined;
+  }
+  if (!processAlive(snapshot.pid, undefined)) return undefined;
+  const w = snapshot.warehouse;
+  return {
+    ...snapshot,
+    warehouse: {
+      ...w,
+      lastRuns: w.lastRuns.map((r) => ({ ...r, finishedAt: new Date(String(r.finishedAt)) })),
+      lastFiles: w.lastFiles.map((f) => ({ ...f, settledAt: new Date(String(f.settledAt)) })),
+    },
   };
 }
 
-function processAlive(pid: number): boolean {
+/**
+ * A process's state and start time from /proc/PID/stat (Linux, proc(5)): the state is the field
+ * after the command name, the start time (clock ticks since boot) the 22nd field. `undefined`
+ * where there is no /proc.
+ */
+function procStat(pid: number): { state: string; started: string } | 'gone' | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') return existsSync('/proc/self/stat') ? 'gone' : undefined;
+    return undefined;
+  }
+  // The command name is in parentheses and may itself hold spaces or parentheses.
+  const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  const state = fields[0];
+  const started = fields[19];
+  return state && started ? { state, started } : undefined;
+}
+
+/**
+ * Whether the process that wrote a lease still runs. A killed process not yet reaped (a zombie,
+ * state Z) is dead, and so is a live process that only reuses its pid (another start time).
+ */
+export function processAlive(pid: number, started: string | undefined): boolean {
+  const proc = procStat(pid);
+  if (proc === 'gone') return false;
+  if (proc) {
+    if (proc.state === 'Z' || proc.state === 'X') return false;
+    return started === undefined || proc.started === started;
+  }
   try {
     process.kill(pid, 0);
     return true;
@@ -96,11 +281,13 @@ function processAlive(pid: number): boolean {
 
 export function localHolder(owner: string): Holder {
   const host = hostname();
+  const self = procStat(process.pid);
   return {
     owner,
     host,
     pid: process.pid,
-    isAlive: (otherHost, pid) => (otherHost === host ? processAlive(pid) : undefined),
+    started: typeof self === 'object' ? self.started : undefined,
+    isAlive: (otherHost, pid, started) => (otherHost === host ? processAlive(pid, started) : undefined),
   };
 }
 

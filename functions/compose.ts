@@ -17,7 +17,7 @@ import { DEFAULT_RETRY_POLICY } from './core/retry.js';
 import type { Secret } from './core/secret.js';
 import type { Clock, Randomness } from './ports/clock.js';
 import type { EventPublisher } from './ports/events.js';
-import type { Logger } from './ports/logger.js';
+import type { Logger, Severity } from './ports/logger.js';
 import type { ObjectStore } from './ports/object-store.js';
 import type { Warehouse } from './ports/warehouse.js';
 import type { MergeExecution, WorkflowStarter } from './ports/workflows.js';
@@ -29,10 +29,14 @@ export interface Output {
   readonly isTTY: boolean;
 }
 
-export function buildLogger(format: LogFormat | undefined, output: Output): Logger {
+export function buildLogger(
+  format: LogFormat | undefined,
+  output: Output,
+  minSeverity: Severity = 'INFO',
+): Logger {
   return new JsonLogger(output.write, {
     format: format ?? (output.isTTY ? 'text' : 'json'),
-    minSeverity: 'INFO',
+    minSeverity,
   });
 }
 
@@ -110,7 +114,7 @@ export async function gcsStore(
 ): Promise<ObjectStore> {
   const { Storage } = await import('@google-cloud/storage');
   const { GcsObjectStore } = await import('./adapters/gcp/gcs-object-store.js');
-  const projectId = env.GOOGLE_CLOUD_PROJECT ?? env.PROJECT_ID;
+  const projectId = env.GOOGLE_CLOUD_PROJECT?.trim();
   return new GcsObjectStore(new Storage(projectId ? { projectId } : {}).bucket(bucket));
 }
 

@@ -1,5 +1,11 @@
 import { type Entity, EXTRACT_MODE } from '../core/entities.js';
-import { PreconditionFailedError, TerminalError } from '../core/errors.js';
+import {
+  describeError,
+  PreconditionFailedError,
+  StoppedError,
+  TerminalError,
+  throwIfStopped,
+} from '../core/errors.js';
 import { integerOf, memberText } from '../core/json-text.js';
 import {
   connectorFileName,
@@ -24,6 +30,7 @@ import type { Clock, Randomness } from '../ports/clock.js';
 import type { EventPublisher } from '../ports/events.js';
 import type { Logger } from '../ports/logger.js';
 import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
+import type { ProgressListener } from '../ports/progress.js';
 import type { RetailApi } from '../ports/retail-api.js';
 import type { ConnectorRunRecord, Warehouse } from '../ports/warehouse.js';
 import { type Holder, Lease } from './lease.js';
@@ -54,6 +61,14 @@ export interface ExtractPorts {
   /** Where finished runs are announced (`connector.run.finished`) and recorded (ops.connector_runs). */
   readonly events?: EventPublisher | undefined;
   readonly runLog?: Pick<Warehouse, 'recordConnectorRun'> | undefined;
+  /** Pages fetched so far, for a person watching. */
+  readonly progress?: ProgressListener | undefined;
+  /**
+   * Asks the run to stop (Ctrl-C, SIGTERM): no new page is requested, requests in flight are
+   * abandoned, pages already received are staged and assembled, the lease is released, and the
+   * run ends with StoppedError. The next run resumes after the last durable page.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface ExtractSettings {
@@ -125,8 +140,8 @@ export async function extract(
     clock: ports.clock,
     logger,
   });
+  const runs: RunReport[] = [];
   try {
-    const runs: RunReport[] = [];
     const unfinished = await findUnfinishedRun(ports.work, entity);
     if (unfinished) {
       logger.log('INFO', 'resuming an unfinished run', { run: unfinished.runId });
@@ -139,9 +154,39 @@ export async function extract(
       runs.push(await new Run(manifest, false, ports, settings, lease, logger).execute());
     }
     return { entity, runs };
+  } catch (error) {
+    await announceFailure(ports, entity, error);
+    throw error;
   } finally {
     await lease.release();
   }
+}
+
+/**
+ * `connector.run.failed`: a run that ended without finishing, with the reason. What it wrote
+ * stays staged, and the next run resumes after its last durable page (`resumable`).
+ */
+async function announceFailure(ports: ExtractPorts, entity: Entity, error: unknown): Promise<void> {
+  const stopped = error instanceof StoppedError;
+  // INFO: the error itself reaches the caller (the CLI's one line, the job's ERROR entry).
+  ports.logger.log('INFO', stopped ? 'run stopped' : 'run failed', {
+    entity,
+    event: 'connector.run.failed',
+    reason: describeError(error),
+  });
+  if (!ports.events) return;
+  await publish(
+    { ...ports, events: ports.events },
+    {
+      type: 'connector.run.failed',
+      entity,
+      data: { reason: describeError(error), stopped, resumable: true },
+    },
+  ).catch((publishError: unknown) => {
+    ports.logger.log('WARNING', 'could not publish connector.run.failed', {
+      reason: describeError(publishError),
+    });
+  });
 }
 
 async function findUnfinishedRun(store: ObjectStore, entity: Entity): Promise<Manifest | undefined> {
@@ -242,6 +287,9 @@ class Run {
   private cursor: Cursor = { nextPage: 1, complete: false, records: 0 };
   private pagesFetched = 0;
   private pagesReused = 0;
+  private recordsReceived = 0;
+  /** Pages in files or staged, counted from page 1 (a resumed run starts past 0), for progress. */
+  private pagesDone = 0;
   private readonly files: string[] = [];
 
   constructor(
@@ -269,7 +317,7 @@ class Run {
       records: this.cursor.records,
       files: this.files,
     };
-    this.logger.log('INFO', 'run finished', { ...report });
+    this.logger.log('INFO', 'run finished', { event: 'connector.run.finished', ...report });
     await this.ports.runLog?.recordConnectorRun({
       ...report,
       entity: this.manifest.entity,
@@ -320,6 +368,8 @@ class Run {
       }
     }
     this.pagesReused = staged.length;
+    this.recordsReceived = this.cursor.records + staged.reduce((n, p) => n + p.count, 0);
+    this.pagesDone = this.cursor.nextPage - 1 + staged.length;
     return staged;
   }
 
@@ -346,15 +396,18 @@ class Run {
             pageSize: this.manifest.pageSize,
             startSalesId:
               this.manifest.startSalesId === undefined ? undefined : BigInt(this.manifest.startSalesId),
+            signal: this.ports.signal,
           }),
         {
           policy: this.settings.retry,
           clock: this.ports.clock,
           randomness: this.ports.randomness,
           logger: this.logger,
+          signal: this.ports.signal,
         },
       );
       this.pagesFetched++;
+      this.recordsReceived += result.records.length;
       const last = planner.last;
       if (last !== undefined && page > last) {
         planner.done(page, result.records.length, result.totalPages);
@@ -367,6 +420,16 @@ class Run {
       this.pageObjects.set(page, info);
       pageCounts.set(page, staged.count);
       planner.done(page, staged.count, staged.totalPages);
+      this.pagesDone++;
+      this.ports.progress?.({
+        stage: 'extract',
+        entity: this.manifest.entity,
+        pages: this.pagesDone,
+        // Known once the last page came; until then what the API announced (total_pages).
+        pagesTotal:
+          planner.last ?? (result.totalPages > 0 ? Math.max(result.totalPages, this.pagesDone) : undefined),
+        records: this.recordsReceived,
+      });
       assembly = assembly
         .then(() => (failure === undefined ? this.assemble(planner, pageCounts) : undefined))
         .catch((error: unknown) => {
@@ -375,7 +438,11 @@ class Run {
     };
 
     for (;;) {
-      while (failure === undefined && inFlight.size < this.settings.concurrency) {
+      while (
+        failure === undefined &&
+        !this.ports.signal?.aborted &&
+        inFlight.size < this.settings.concurrency
+      ) {
         const page = planner.next();
         if (page === undefined) break;
         const task: Promise<void> = fetchOne(page).then(
@@ -395,6 +462,7 @@ class Run {
     // Pages already received are staged; let the assembler settle before reporting a failure.
     await assembly;
     if (failure !== undefined) throw failure;
+    throwIfStopped(this.ports.signal);
     if (!planner.complete) throw new TerminalError('the run stopped before reaching the last page');
     if (!this.cursor.complete)
       throw new TerminalError('the run reached the last page but did not finish assembling');

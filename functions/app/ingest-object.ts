@@ -104,9 +104,11 @@ export async function ingestObject(
   ports: IngestPorts,
   settings: IngestSettings,
 ): Promise<IngestOutcome> {
-  if (!isArrival(event.name))
-    return { status: 'ignored', object: event.name, reason: 'not directly in {entity}/in/' };
   const parsed = parseObjectKey(event.name);
+  // A file in a subfolder of in/ is not loaded, but not left there either: it goes to failed/
+  // saying why, where replay puts it back directly in in/.
+  if (!isArrival(event.name) && (parsed?.state !== 'in' || event.name.endsWith('/')))
+    return { status: 'ignored', object: event.name, reason: 'not directly in {entity}/in/' };
   if (!parsed) return { status: 'ignored', object: event.name, reason: 'not in the bucket layout' };
   const claim: Claim = {
     entity: parsed.entity,
@@ -273,6 +275,17 @@ async function settleClaim(
   const claimed = await ports.store.stat(claim.key);
   if (!claimed) throw new ClaimHeldError(`${claim.key} was settled by another delivery meanwhile`);
   const claimedAt = claimed.updated;
+  if (!isArrival(claim.objectName)) {
+    return fail(
+      claim,
+      claimed,
+      ports,
+      logger,
+      new FileRejectedError(
+        `in a subfolder of ${claim.entity}/in/: only files directly in it are loaded; replay this file to load it`,
+      ),
+    );
+  }
   if (!isLoadable(claim.objectName)) {
     return fail(claim, claimed, ports, logger, new FileRejectedError('only files ending .json are loaded'));
   }

@@ -8,14 +8,20 @@ export interface Holder {
   readonly owner: string;
   readonly host: string;
   readonly pid: number;
-  /** `false` when the holder is known dead (same host, no such process); `undefined` when unknowable. */
-  isAlive(host: string, pid: number): boolean | undefined;
+  /** When the process started, as the host tells it (pid numbers are reused; a start time is not). */
+  readonly started?: string | undefined;
+  /**
+   * `false` when the holder is known dead (same host: no such process, a zombie, or another
+   * process that reused its pid since `started`); `undefined` when unknowable.
+   */
+  isAlive(host: string, pid: number, started: string | undefined): boolean | undefined;
 }
 
 interface LeaseRecord {
   owner: string;
   host: string;
   pid: number;
+  started?: string | undefined;
   acquiredAt: string;
   expiresAt: string;
 }
@@ -26,6 +32,15 @@ interface LeaseRecord {
  * holder that crashed is recognised at once on the same host and after `ttlMs` elsewhere.
  */
 export class Lease {
+  /** Leases this process holds now, for a process that must exit before its work ends. */
+  private static readonly held = new Set<Lease>();
+
+  /** Releases every lease this process holds, waiting at most `withinMs`. */
+  static async releaseAll(withinMs: number): Promise<void> {
+    const all = Promise.all([...Lease.held].map((lease) => lease.release()));
+    await Promise.race([all, new Promise((resolve) => setTimeout(resolve, withinMs).unref())]);
+  }
+
   private generation: string;
   private timer: NodeJS.Timeout | undefined;
   private lostError: Error | undefined;
@@ -58,6 +73,7 @@ export class Lease {
         owner: holder.owner,
         host: holder.host,
         pid: holder.pid,
+        ...(holder.started ? { started: holder.started } : {}),
         acquiredAt: now.toISOString(),
         expiresAt: new Date(now.getTime() + ttlMs).toISOString(),
       };
@@ -65,6 +81,7 @@ export class Lease {
         const info = await store.write(key, JSON.stringify(record), { ifGenerationMatch: '0' });
         const lease = new Lease(store, key, record, info.generation, ttlMs, clock, options.logger);
         lease.startRenewing();
+        Lease.held.add(lease);
         return lease;
       } catch (error) {
         if (!(error instanceof PreconditionFailedError)) throw error;
@@ -78,7 +95,7 @@ export class Lease {
         continue; // released between stat and read
       }
       const expired = Date.parse(current.expiresAt) <= now.getTime();
-      const dead = holder.isAlive(current.host, current.pid) === false;
+      const dead = holder.isAlive(current.host, current.pid, current.started) === false;
       if (!expired && !dead) {
         throw new LeaseHeldError(
           `${options.what} is already running (${current.owner} on ${current.host}, pid ${current.pid}, since ${current.acquiredAt}); try again when it ends or after ${current.expiresAt}`,
@@ -102,6 +119,7 @@ export class Lease {
   }
 
   async release(): Promise<void> {
+    Lease.held.delete(this);
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     if (this.lostError) return;

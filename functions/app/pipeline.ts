@@ -1,5 +1,11 @@
 import { ENTITIES, type Entity } from '../core/entities.js';
-import { ObjectNotFoundError, PreconditionFailedError, TerminalError, UsageError } from '../core/errors.js';
+import {
+  ObjectNotFoundError,
+  PreconditionFailedError,
+  TerminalError,
+  throwIfStopped,
+  UsageError,
+} from '../core/errors.js';
 import {
   errorSidecarKey,
   inKey,
@@ -8,8 +14,9 @@ import {
   type ObjectState,
   parseObjectKey,
 } from '../core/object-keys.js';
-import type { ObjectStore } from '../ports/object-store.js';
-import type { WarehouseStatus } from '../ports/warehouse.js';
+import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
+import type { ProgressListener } from '../ports/progress.js';
+import type { Warehouse, WarehouseStatus } from '../ports/warehouse.js';
 import { type ExtractPorts, type ExtractReport, type ExtractSettings, extract } from './extract.js';
 import {
   type IngestOutcome,
@@ -21,24 +28,62 @@ import {
 
 export interface ProcessReport {
   readonly outcomes: readonly IngestOutcome[];
+  /** How many of the outcomes finished a claim an interrupted run had left in processing/. */
+  readonly recovered: number;
   /** Merges run to catch up with loads a crash left unmerged. */
   readonly catchUpMerges: readonly Entity[];
+  /** Files left in `in/` because they kept changing (still being copied in): the next process takes them. */
+  readonly growing: readonly string[];
+  /** Hidden files in `in/` (`.name`: a copy tool's temporary file), never loaded. */
+  readonly hidden: readonly string[];
 }
+
+export interface ProcessOptions {
+  /** Asks to stop between files (the file being loaded is finished or, if killed, recovered next time). */
+  readonly signal?: AbortSignal | undefined;
+  readonly progress?: ProgressListener | undefined;
+}
+
+/** How long processWaiting waits at most for files that keep changing before leaving them for later. */
+const MAX_SETTLE_WAIT_MS = 30_000;
 
 /**
  * Loads every file waiting in `{entity}/in/` (first finishing claims an interrupted run left in
  * processing/), each through the same loader the Cloud Function runs, then merges whatever a
  * crash left unmerged. Call it only where no other loader runs (locally the warehouse lock holds).
+ *
+ * A folder bucket shows a file while it is still being copied in: a file this process did not
+ * write itself is taken only once it has not changed for `quietMs` (GCS lists only whole objects).
  */
 export async function processWaiting(
   ports: IngestPorts,
-  settings: IngestSettings,
+  settings: IngestSettings & { readonly quietMs?: number },
   entities: readonly Entity[] = ENTITIES,
+  options: ProcessOptions = {},
 ): Promise<ProcessReport> {
+  const { signal, progress } = options;
   const outcomes: IngestOutcome[] = [...(await recoverClaims(ports, settings, entities))];
+  const recovered = outcomes.length;
+  const growing: string[] = [];
+  const hidden: string[] = [];
   for (const entity of entities) {
-    for (const object of await ports.store.list(`${entity}/in/`)) {
-      if (!isArrival(object.key)) continue;
+    throwIfStopped(signal);
+    hidden.push(...((await ports.store.hidden?.(`${entity}/in/`)) ?? []));
+    const waiting = await settledObjects(ports, await ports.store.list(`${entity}/in/`), {
+      quietMs: settings.quietMs ?? 0,
+      signal,
+    });
+    growing.push(...waiting.growing);
+    for (const [index, object] of waiting.ready.entries()) {
+      throwIfStopped(signal);
+      progress?.({
+        stage: 'load',
+        entity,
+        object: object.key,
+        file: index + 1,
+        files: waiting.ready.length,
+        bytes: object.size,
+      });
       outcomes.push(
         await ingestObject(
           { bucket: ports.store.location, name: object.key, generation: object.generation },
@@ -48,9 +93,19 @@ export async function processWaiting(
       );
     }
   }
+  for (const key of growing) {
+    ports.logger.log(
+      'WARNING',
+      'left in in/: it kept changing (still being copied in?); the next process takes it',
+      {
+        object: key,
+      },
+    );
+  }
   const catchUpMerges: Entity[] = [];
   for (const entity of await ports.warehouse.unmergedEntities()) {
     if (!entities.includes(entity)) continue;
+    throwIfStopped(signal);
     catchUpMerges.push(entity);
     await ports.workflows.start({
       entity,
@@ -59,12 +114,50 @@ export async function processWaiting(
       runId: ports.randomness.uuid(),
     });
   }
-  return { outcomes, catchUpMerges };
+  return { outcomes, recovered, catchUpMerges, growing, hidden };
+}
+
+/**
+ * The objects ready to load: whole by construction (GCS, or written by this process), or
+ * unchanged for `quietMs`. An object still changing is waited for, up to MAX_SETTLE_WAIT_MS.
+ */
+async function settledObjects(
+  ports: Pick<IngestPorts, 'store' | 'clock'>,
+  listed: readonly ObjectInfo[],
+  options: { quietMs: number; signal: AbortSignal | undefined },
+): Promise<{ ready: ObjectInfo[]; growing: string[] }> {
+  const { store, clock } = ports;
+  const quiet = (o: ObjectInfo) =>
+    store.wroteWhole === undefined ||
+    store.wroteWhole(o) ||
+    clock.now().getTime() - o.updated.getTime() >= options.quietMs;
+  const ready = listed.filter(quiet);
+  let pending = listed.filter((o) => !quiet(o));
+  const deadline = clock.now().getTime() + MAX_SETTLE_WAIT_MS;
+  while (pending.length > 0 && clock.now().getTime() < deadline) {
+    throwIfStopped(options.signal);
+    const youngest = Math.max(...pending.map((o) => o.updated.getTime()));
+    await clock.sleep(
+      Math.max(50, Math.min(options.quietMs, youngest + options.quietMs - clock.now().getTime())),
+    );
+    const next: ObjectInfo[] = [];
+    for (const before of pending) {
+      const now = await store.stat(before.key);
+      if (!now) continue; // taken away meanwhile
+      if (now.generation === before.generation && now.size === before.size && quiet(now)) ready.push(now);
+      else next.push(now);
+    }
+    pending = next;
+  }
+  ready.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  return { ready, growing: pending.map((o) => o.key) };
 }
 
 export interface RunStep {
   readonly extract: ExtractReport;
   readonly processed: ProcessReport;
+  /** Wall time of the entity's extract, loads and merges. */
+  readonly seconds: number;
 }
 
 /**
@@ -74,14 +167,16 @@ export interface RunStep {
 export async function runEntities(
   entities: readonly Entity[],
   ports: { extract: ExtractPorts; ingest: IngestPorts },
-  settings: { extract: ExtractSettings; ingest: IngestSettings },
+  settings: { extract: ExtractSettings; ingest: IngestSettings & { readonly quietMs?: number } },
   onStep: (step: RunStep) => void = () => undefined,
 ): Promise<RunStep[]> {
   const steps: RunStep[] = [];
+  const options = { signal: ports.extract.signal, progress: ports.extract.progress };
   for (const entity of entities) {
+    const started = performance.now();
     const report = await extract({ entity }, ports.extract, settings.extract);
-    const processed = await processWaiting(ports.ingest, settings.ingest, [entity]);
-    const step = { extract: report, processed };
+    const processed = await processWaiting(ports.ingest, settings.ingest, [entity], options);
+    const step = { extract: report, processed, seconds: (performance.now() - started) / 1000 };
     onStep(step);
     steps.push(step);
   }
@@ -149,31 +244,80 @@ export async function requeue(
   return { key: destination, generation: moved.generation };
 }
 
-export type FileCounts = Record<Entity, Record<ObjectState, number>>;
+/** Files in the bucket, per entity and state (staging is the connector's, counted apart). */
+export type FileCounts = Record<Entity, Record<Exclude<ObjectState, 'staging'>, number>>;
 
-export interface PipelineStatus {
-  readonly files: FileCounts;
-  readonly warehouse: WarehouseStatus;
+export const FILE_STATES = OBJECT_STATES.filter((s): s is Exclude<ObjectState, 'staging'> => s !== 'staging');
+
+export interface FailedFile {
+  readonly object: string;
+  readonly reason: string;
+  readonly failedAt: string;
 }
 
-/** Files per state (from the bucket) and rows, orphans, rejects, last runs (from the warehouse). */
-export async function status(
-  ports: Pick<IngestPorts, 'store' | 'warehouse'> & { readonly work?: ObjectStore | undefined },
-): Promise<PipelineStatus> {
+export interface PipelineStatus {
+  /** Files only: sidecars (.error.json) and the loader's work files are not counted. */
+  readonly files: FileCounts;
+  /** The connector's staged pages and assembled parts not yet published, per entity. */
+  readonly staged: Record<Entity, number>;
+  /** Files in failed/ now (a replayed one has left), newest first, with the sidecar's reason. */
+  readonly failed: readonly FailedFile[];
+  /** Hidden files in `{entity}/in/`, which are never loaded (a copy tool's temporary names). */
+  readonly hidden: readonly string[];
+  /** Absent when there is no warehouse yet. */
+  readonly warehouse: WarehouseStatus | undefined;
+}
+
+const SHOWN_FAILURES = 10;
+
+/**
+ * Files per state (from the bucket: what is there now) and rows, orphans, rejects, last runs
+ * (from the warehouse, or from what a running process last wrote of them). Reads only.
+ */
+export async function status(ports: {
+  readonly store: ObjectStore;
+  readonly work?: ObjectStore | undefined;
+  readonly warehouse: Pick<Warehouse, 'status'> | WarehouseStatus | undefined;
+}): Promise<PipelineStatus> {
   const files = {} as FileCounts;
+  const staged = {} as Record<Entity, number>;
+  const failedObjects: ObjectInfo[] = [];
+  const hidden: string[] = [];
   for (const entity of ENTITIES) {
-    const counts = Object.fromEntries(OBJECT_STATES.map((s) => [s, 0])) as Record<ObjectState, number>;
+    const counts = Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as FileCounts[Entity];
     for (const object of await ports.store.list(`${entity}/`)) {
       const key = parseObjectKey(object.key);
       if (!key || key.state === 'staging') continue; // staging lives in the work area, not here
       if (object.key.endsWith('.error.json') || object.key.endsWith('.rows.ndjson')) continue;
       counts[key.state]++;
+      if (key.state === 'failed') failedObjects.push(object);
     }
+    hidden.push(...((await ports.store.hidden?.(`${entity}/in/`)) ?? []));
     // The connector's staged pages and parts, in its work area.
+    staged[entity] = 0;
     for (const object of ports.work ? await ports.work.list(`${entity}/staging/runs/`) : []) {
-      if (object.key.includes('/parts/') || object.key.includes('/pages/')) counts.staging++;
+      if (object.key.includes('/parts/') || object.key.includes('/pages/')) staged[entity]++;
     }
     files[entity] = counts;
   }
-  return { files, warehouse: await ports.warehouse.status() };
+  failedObjects.sort((a, b) => b.updated.getTime() - a.updated.getTime());
+  const failed: FailedFile[] = [];
+  for (const object of failedObjects.slice(0, SHOWN_FAILURES)) {
+    let reason = 'no sidecar';
+    try {
+      reason = String(
+        (
+          JSON.parse((await ports.store.read(errorSidecarKey(object.key))).toString('utf8')) as {
+            reason?: unknown;
+          }
+        ).reason ?? reason,
+      );
+    } catch {
+      // no sidecar (written by hand, or removed): the file itself is still listed
+    }
+    failed.push({ object: object.key, reason, failedAt: object.updated.toISOString() });
+  }
+  const source = ports.warehouse;
+  const warehouse = source === undefined ? undefined : 'status' in source ? await source.status() : source;
+  return { files, staged, failed, hidden, warehouse };
 }

@@ -39,6 +39,22 @@ export class ConfigError extends TerminalError {}
 /** The command line is wrong. Exit code 2. */
 export class UsageError extends TerminalError {}
 
+/**
+ * The command was asked to stop (SIGINT, SIGTERM) and stopped at a safe point: everything
+ * written so far is durable and the next run resumes from it.
+ */
+export class StoppedError extends PipelineError {
+  readonly retryable = false;
+  constructor(readonly signalName: string) {
+    super(`stopped by ${signalName}`);
+  }
+}
+
+/** Throws StoppedError if `signal` asks to stop; the abort reason names the signal. */
+export function throwIfStopped(signal: AbortSignal | undefined): void {
+  if (signal?.aborted) throw new StoppedError(String(signal.reason ?? 'a stop request'));
+}
+
 /** An object-store write or move lost a precondition race (object exists / generation moved on). */
 export class PreconditionFailedError extends PipelineError {
   readonly retryable = false;

@@ -11,6 +11,7 @@ export const EVENT_TYPES = [
   'merge.finished', // a merge workflow ran its steps: { steps: { [step]: counts } }
   'merge.failed', // a merge workflow stopped: { step, reason }
   'connector.run.finished', // an extract run ended: { runId, records, files, pagesFetched, pagesReused, resumed }
+  'connector.run.failed', // an extract run ended unfinished: { reason, stopped, resumable } (the next run resumes it)
   'reconcile.healed', // the reconciler healed one item: { action, object, ageSeconds, outcome, settledObject? }
   'schema.drift', // a file carried fields the raw schema does not name, first time seen: { generation, fields }
 ] as const;

@@ -1,12 +1,19 @@
 #!/usr/bin/env node
 import { randomUUID } from 'node:crypto';
-import { relative, resolve, sep } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { isAbsolute, relative, resolve, sep } from 'node:path';
 import { SystemClock } from '../adapters/common/system-clock.js';
+import { type DuckDbWarehouse, WarehouseBusyError } from '../adapters/local/duckdb-warehouse.js';
+import { FsObjectStore } from '../adapters/local/fs-object-store.js';
 import { type ExtractReport, extract } from '../app/extract.js';
 import type { IngestOutcome } from '../app/ingest-object.js';
+import { Lease } from '../app/lease.js';
 import {
+  FILE_STATES,
   type PipelineStatus,
+  type ProcessReport,
   processWaiting,
+  type RunStep,
   replay,
   requeue,
   runEntities,
@@ -25,33 +32,52 @@ import {
   gcpLoaderDependencies,
   gcsStore,
   type Output,
+  repositoryPath,
 } from '../compose.js';
-import { type LocalRuntime, localExtractPorts, localPaths, openLocalRuntime } from '../compose-local.js';
+import {
+  type LocalRuntime,
+  localExtractPorts,
+  localPaths,
+  openLocalReader,
+  openLocalRuntime,
+  readSnapshot,
+} from '../compose-local.js';
 import {
   type ApiSettings,
   type CliConfig,
   type ConnectorSettings,
+  commandHelp,
   type Env,
+  type LoaderSettings,
+  type ProgressMode,
   parseCli,
   parseGcpConfig,
   USAGE,
 } from '../core/config.js';
 import { ENTITIES, type Entity } from '../core/entities.js';
-import { ConfigError, describeError, UsageError } from '../core/errors.js';
-import { OBJECT_STATES } from '../core/object-keys.js';
+import { ConfigError, describeError, StoppedError, UsageError } from '../core/errors.js';
 import { Secret } from '../core/secret.js';
-import type { Logger } from '../ports/logger.js';
+import { splitStatements } from '../core/sql-script.js';
+import type { Logger, Severity } from '../ports/logger.js';
+import type { ProgressEvent } from '../ports/progress.js';
+import type { WarehouseStatus } from '../ports/warehouse.js';
 import { startSandbox } from '../sandbox/server.js';
 import { isMainModule } from './main-module.js';
+import { ProgressDisplay } from './progress-display.js';
 
 export interface CliIo {
   readonly stdout: Output;
   readonly stderr: Output;
-  /** Resolves when the user asks a long-running command (sandbox) to stop. */
-  readonly stopSignal: Promise<void>;
+  /** Aborted when the user asks the command to stop (Ctrl-C, SIGTERM); the reason names the signal. */
+  readonly signal: AbortSignal;
 }
 
-export const EXIT = { ok: 0, failure: 1, usage: 2, filesFailed: 3 } as const;
+export const EXIT = { ok: 0, failure: 1, usage: 2, filesFailed: 3, sigint: 130, sigterm: 143 } as const;
+
+/** The exit code of a command stopped by a signal: 128 + its number, as shells report it. */
+export function stopExit(signalName: string): number {
+  return signalName === 'SIGTERM' ? EXIT.sigterm : EXIT.sigint;
+}
 
 /** Runs one command; returns the exit code. Errors become one line on stderr, never a stack. */
 export async function main(argv: readonly string[], env: Env, io: CliIo): Promise<number> {
@@ -65,6 +91,12 @@ export async function main(argv: readonly string[], env: Env, io: CliIo): Promis
   try {
     return await execute(config, io, env);
   } catch (error) {
+    if (error instanceof StoppedError) {
+      io.stderr.write(
+        `retail-pipeline: ${describeError(error)}; what was written is kept: run the same command again to resume.\n`,
+      );
+      return stopExit(error.signalName);
+    }
     io.stderr.write(`retail-pipeline: ${describeError(error)}\n`);
     return error instanceof UsageError || error instanceof ConfigError ? EXIT.usage : EXIT.failure;
   }
@@ -90,67 +122,170 @@ function exitFor(outcomes: readonly IngestOutcome[]): number {
   return EXIT.ok;
 }
 
+/** A logger and a progress display sharing stderr: log lines never tear the progress line. */
+function presentation(
+  config: { logFormat: 'json' | 'text' | undefined; logLevel: Severity; progress: ProgressMode },
+  io: CliIo,
+): { logger: Logger; display: ProgressDisplay } {
+  const display = ProgressDisplay.for(io.stderr, config.progress);
+  const logger = buildLogger(
+    config.logFormat,
+    { write: display.write, isTTY: io.stderr.isTTY },
+    config.logLevel,
+  );
+  return { logger, display };
+}
+
 async function runPipeline(
   options: {
     entities: readonly Entity[];
     home: string;
     api: ApiSettings;
     connector: ConnectorSettings;
-    maxFileBytes: number;
+    loader: LoaderSettings;
   },
   runtime: LocalRuntime,
   io: CliIo,
+  display: ProgressDisplay,
 ): Promise<IngestOutcome[]> {
+  const before = await runtime.warehouse.status();
+  runtime.onProgress = display.update;
   const steps = await runEntities(
     options.entities,
-    { extract: localExtractPorts({ ...options, logger: runtime.logger, runtime }), ingest: runtime },
-    { extract: extractSettings(options.connector), ingest: { maxFileBytes: options.maxFileBytes } },
-    (step) => io.stdout.write(formatExtract(step.extract) + formatOutcomes(step.processed.outcomes)),
+    {
+      extract: {
+        ...localExtractPorts({ ...options, logger: runtime.logger, runtime }),
+        signal: io.signal,
+        progress: runtime.progress,
+      },
+      ingest: runtime,
+    },
+    { extract: extractSettings(options.connector), ingest: options.loader },
+    (step) => {
+      display.clear();
+      io.stdout.write(formatExtract(step.extract) + formatProcessed(step.processed));
+      void runtime.snapshot();
+    },
   );
+  display.clear();
+  io.stdout.write(formatSummary(steps, before, await runtime.warehouse.status()));
   return steps.flatMap((s) => s.processed.outcomes);
+}
+
+/** Reads the local warehouse without touching it; says so clearly when there is none or it is busy. */
+async function withReader<T>(home: string, work: (warehouse: DuckDbWarehouse) => Promise<T>): Promise<T> {
+  assertHome(home);
+  const warehouse = await openLocalReader(home);
+  if (!warehouse)
+    throw new ConfigError(`no warehouse in ${localPaths(home).home} yet: nothing has been loaded there`);
+  try {
+    return await work(warehouse);
+  } finally {
+    warehouse.close();
+  }
+}
+
+/** Commands that only read must not create a home: a missing one is a wrong --home. */
+function assertHome(home: string): void {
+  const path = localPaths(home).home;
+  if (!existsSync(path))
+    throw new ConfigError(
+      `no pipeline home at ${path}: nothing has run there (pass --home DIR or set PIPELINE_HOME)`,
+    );
+}
+
+async function localStatus(home: string): Promise<{ report: PipelineStatus; note: string }> {
+  assertHome(home);
+  const paths = localPaths(home);
+  const ports = { store: new FsObjectStore(paths.bucket), work: new FsObjectStore(paths.work) };
+  let reader: DuckDbWarehouse | undefined;
+  try {
+    reader = await openLocalReader(home);
+  } catch (error) {
+    if (!(error instanceof WarehouseBusyError)) throw error;
+    const snapshot = readSnapshot(home);
+    const report = await status({ ...ports, warehouse: snapshot?.warehouse });
+    const doing = snapshot?.progress ? `; now: ${describeProgress(snapshot.progress)}` : '';
+    return {
+      report,
+      note: snapshot
+        ? `A run is in progress (pid ${snapshot.pid}): warehouse figures as of ${snapshot.writtenAt.slice(11, 19)} UTC${doing}.\n\n`
+        : 'The warehouse is in use by another process that keeps no snapshot: warehouse figures unavailable.\n\n',
+    };
+  }
+  try {
+    const report = await status({ ...ports, warehouse: reader });
+    return { report, note: reader ? '' : 'No warehouse yet: nothing has been loaded.\n\n' };
+  } finally {
+    reader?.close();
+  }
+}
+
+function describeProgress(event: ProgressEvent): string {
+  switch (event.stage) {
+    case 'extract':
+      return `${event.entity} extract, ${event.pages}${event.pagesTotal ? `/${event.pagesTotal}` : ''} pages, ${event.records} records`;
+    case 'load':
+      return `${event.entity} load, file ${event.file}/${event.files}`;
+    case 'merge':
+      return `${event.entity} merge, step ${event.step}`;
+  }
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(repositoryPath('package.json'), 'utf8')) as { version: string };
+  return pkg.version;
 }
 
 async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> {
   switch (config.command) {
     case 'help':
-      io.stdout.write(`${USAGE}\n`);
+      io.stdout.write(config.topic ? commandHelp(config.topic) : `${USAGE}\n`);
+      return EXIT.ok;
+    case 'version':
+      io.stdout.write(`retail-pipeline ${version()}\n`);
       return EXIT.ok;
     case 'extract': {
-      const logger = buildLogger(config.logFormat, io.stderr);
+      const { logger, display } = presentation(config, io);
       return withRuntime(config.home, logger, async (runtime) => {
-        const ports = localExtractPorts({ ...config, logger, runtime });
+        runtime.onProgress = display.update;
+        const ports = {
+          ...localExtractPorts({ ...config, logger, runtime }),
+          signal: io.signal,
+          progress: runtime.progress,
+        };
         const report = await extract(
           { entity: config.entity, startSalesId: config.startSalesId },
           ports,
           extractSettings(config.connector),
-        );
+        ).finally(() => display.clear());
         io.stdout.write(formatExtract(report));
         return EXIT.ok;
       });
     }
     case 'run': {
-      const logger = buildLogger(config.logFormat, io.stderr);
+      const { logger, display } = presentation(config, io);
       return withRuntime(config.home, logger, async (runtime) => {
-        const outcomes = await runPipeline(
-          { ...config, maxFileBytes: config.loader.maxFileBytes },
-          runtime,
-          io,
-        );
+        const outcomes = await runPipeline(config, runtime, io, display).finally(() => display.clear());
         return exitFor(outcomes);
       });
     }
     case 'process': {
-      const logger = buildLogger(config.logFormat, io.stderr);
+      const { logger, display } = presentation(config, io);
       return withRuntime(config.home, logger, async (runtime) => {
-        const report = await processWaiting(runtime, config.loader);
-        io.stdout.write(
-          report.outcomes.length ? formatOutcomes(report.outcomes) : 'No file waiting in {entity}/in/.\n',
-        );
+        runtime.onProgress = display.update;
+        const report = await processWaiting(runtime, config.loader, undefined, {
+          signal: io.signal,
+          progress: runtime.progress,
+        }).finally(() => display.clear());
+        const nothing = report.outcomes.length === 0 && report.growing.length === 0;
+        io.stdout.write(nothing ? 'No file waiting in {entity}/in/.\n' : '');
+        io.stdout.write(formatProcessed(report));
         return exitFor(report.outcomes);
       });
     }
     case 'replay': {
-      const logger = buildLogger(config.logFormat, io.stderr);
+      const { logger } = presentation(config, io);
       if (config.gcsBucket) {
         const store = await gcsStore(config.gcsBucket, env);
         const requeued = await requeue(config.object, { store, logger });
@@ -160,6 +295,7 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
         return EXIT.ok;
       }
       const object = objectName(config.object, config.home);
+      assertHome(config.home);
       return withRuntime(config.home, logger, async (runtime) => {
         const outcome = await replay(object, runtime, config.loader);
         io.stdout.write(formatOutcomes([outcome]));
@@ -167,21 +303,44 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
       });
     }
     case 'status': {
-      const logger = buildLogger(undefined, io.stderr);
       if (config.gcp) {
         const gcp = parseGcpConfig(env);
         const report = await status(await gcpCore(gcp, new SystemClock()));
         io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
         return EXIT.ok;
       }
-      return withRuntime(config.home, logger, async (runtime) => {
-        const report = await status(runtime);
-        io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : formatStatus(report));
-        return EXIT.ok;
-      });
+      const { report, note } = await localStatus(config.home);
+      io.stdout.write(config.json ? `${JSON.stringify(report, null, 2)}\n` : note + formatStatus(report));
+      return EXIT.ok;
+    }
+    case 'rejects':
+    case 'orphans': {
+      if (config.command === 'orphans' && config.entity && config.entity !== 'sales')
+        throw new UsageError(
+          'orphans: only sales have orphans (sale lines whose product or customer is missing)',
+        );
+      const rows = await withReader(config.home, (warehouse) =>
+        config.command === 'rejects' ? warehouse.rejects(config) : warehouse.orphans(config),
+      );
+      io.stdout.write(
+        formatRows(rows, config.json, config.command === 'rejects' ? 'No rejected record' : 'No orphan'),
+      );
+      return EXIT.ok;
+    }
+    case 'sql': {
+      const statements = splitStatements(config.query);
+      if (statements.length !== 1)
+        throw new UsageError(`sql: give exactly one statement, not ${statements.length}`);
+      const rows = await withReader(config.home, (warehouse) =>
+        warehouse.query(statements[0] as string).catch((error: unknown) => {
+          throw new UsageError(`sql: ${describeError(error).split('\n')[0]}`, { cause: error });
+        }),
+      );
+      io.stdout.write(formatRows(rows, config.json, 'No rows'));
+      return EXIT.ok;
     }
     case 'reconcile': {
-      const logger = buildLogger(config.logFormat, io.stderr);
+      const { logger } = presentation(config, io);
       const report = config.gcp
         ? await (async () => {
             // The deployed pipeline: loaders may be running, so only what is older than any
@@ -210,7 +369,10 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
       io.stdout.write(
         `Retail API sandbox listening on ${sandbox.url} (${config.sales} sales, ${config.products} products, ${config.customers} customers, fault rate ${config.faultRate}). Ctrl-C stops it.\n`,
       );
-      await io.stopSignal;
+      await new Promise<void>((resolve) => {
+        if (io.signal.aborted) resolve();
+        io.signal.addEventListener('abort', () => resolve(), { once: true });
+      });
       await sandbox.close();
       return EXIT.ok;
     }
@@ -227,7 +389,7 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
         customers: 1000,
       });
       try {
-        const logger = buildLogger(config.logFormat, io.stderr);
+        const { logger, display } = presentation(config, io);
         io.stdout.write(`Sandbox Retail API on ${sandbox.url} (5% of requests fail on purpose).\n`);
         return await withRuntime(config.home, logger, async (runtime) => {
           const outcomes = await runPipeline(
@@ -236,11 +398,12 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
               home: config.home,
               api: { apiUrl: sandbox.url, apiKey },
               connector: config.connector,
-              maxFileBytes: config.loader.maxFileBytes,
+              loader: config.loader,
             },
             runtime,
             io,
-          );
+            display,
+          ).finally(() => display.clear());
           io.stdout.write(`\n${formatStatus(await status(runtime))}`);
           io.stdout.write(
             `\nEverything lives in ${localPaths(config.home).home} (bucket/, work/, warehouse.duckdb, events.ndjson).\n`,
@@ -259,7 +422,12 @@ function objectName(arg: string, home: string): string {
   const bucket = localPaths(home).bucket;
   const absolute = resolve(arg);
   if (absolute.startsWith(`${bucket}${sep}`)) return relative(bucket, absolute).split(sep).join('/');
-  return arg.replace(/^\.?\/+/, '');
+  if (isAbsolute(arg) || arg.startsWith('./') || arg.startsWith('../')) {
+    throw new UsageError(
+      `replay: ${arg} is not in the bucket ${bucket}; name an object such as sales/failed/2025/07/19/10h/x.json`,
+    );
+  }
+  return arg;
 }
 
 export function formatExtract(report: ExtractReport): string {
@@ -306,11 +474,83 @@ function formatOutcomes(outcomes: readonly IngestOutcome[]): string {
   return outcomes.map(formatOutcome).join('');
 }
 
-function table(header: readonly string[], rows: readonly (readonly (string | number)[])[]): string {
+/** The outcomes, then what was left in in/ and why. */
+export function formatProcessed(report: ProcessReport): string {
+  const growing = report.growing.map(
+    (key) =>
+      `left ${key}: it kept changing (still being copied in?); run process again once it is complete\n`,
+  );
+  const hidden = report.hidden.map(
+    (key) =>
+      `not loaded ${key}: a hidden name (a copy tool's temporary file?); rename it without the dot to load it\n`,
+  );
+  const resumed = [
+    report.recovered ? `resumed: finished ${report.recovered} file(s) an interrupted run had claimed\n` : '',
+    report.catchUpMerges.length
+      ? `resumed: merged what an interrupted run loaded and left unmerged (${report.catchUpMerges.join(', ')})\n`
+      : '',
+  ];
+  return resumed.join('') + formatOutcomes(report.outcomes) + growing.join('') + hidden.join('');
+}
+
+/** The end of `run`: per entity what was fetched, loaded, rejected, left orphaned, and the time. */
+export function formatSummary(
+  steps: readonly RunStep[],
+  before: WarehouseStatus,
+  after: WarehouseStatus,
+): string {
+  const orphans = Object.values(after.orphans).reduce((n, c) => n + c, 0);
+  const rows = steps.map((step) => {
+    const entity = step.extract.entity;
+    const outcomes = step.processed.outcomes;
+    const loaded = outcomes.reduce((n, o) => n + (o.status === 'loaded' && !o.alreadyLoaded ? o.rows : 0), 0);
+    const resumed = step.extract.runs.some((r) => r.resumed) ? ' (resumed)' : '';
+    return [
+      `${entity}${resumed}`,
+      step.extract.runs.reduce((n, r) => n + r.records, 0),
+      outcomes.filter((o) => o.status === 'loaded').length,
+      outcomes.filter((o) => o.status === 'failed').length,
+      loaded,
+      (after.rejects[entity] ?? 0) - (before.rejects[entity] ?? 0),
+      entity === 'sales' ? orphans : '',
+      `${step.seconds.toFixed(1)} s`,
+    ];
+  });
+  return `\n${table(['summary', 'fetched', 'files loaded', 'files failed', 'rows loaded', 'rejected', 'orphans now', 'time'], rows)}\n`;
+}
+
+const cell = (value: unknown): string =>
+  value === null || value === undefined
+    ? ''
+    : typeof value === 'object'
+      ? JSON.stringify(value)
+      : String(value);
+
+/** Query results: a table (long values cut at 80 characters), or one JSON array with --json. */
+export function formatRows(rows: readonly Record<string, unknown>[], json: boolean, empty: string): string {
+  if (json) return `${JSON.stringify(rows, (_k, v) => (typeof v === 'bigint' ? v.toString() : v), 2)}\n`;
+  if (rows.length === 0) return `${empty}.\n`;
+  const header = Object.keys(rows[0] ?? {});
+  const cut = (text: string) => (text.length > 80 ? `${text.slice(0, 79)}…` : text);
+  return `${table(
+    header,
+    rows.map((r) => header.map((h) => cut(cell(r[h]).replace(/\s+/g, ' ')))),
+    'left',
+  )}\n(${rows.length} row${rows.length === 1 ? '' : 's'})\n`;
+}
+
+function table(
+  header: readonly string[],
+  rows: readonly (readonly (string | number)[])[],
+  align: 'numbers' | 'left' = 'numbers',
+): string {
   const cells = [header, ...rows].map((r) => r.map(String));
   const widths = header.map((_, i) => Math.max(...cells.map((r) => (r[i] ?? '').length)));
   const line = (r: readonly string[]) =>
-    r.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+    r
+      .map((c, i) => (i === 0 || align === 'left' ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd();
   return [
     line(cells[0] ?? []),
     widths.map((w) => '-'.repeat(w)).join('  '),
@@ -319,11 +559,22 @@ function table(header: readonly string[], rows: readonly (readonly (string | num
 }
 
 export function formatStatus(report: PipelineStatus): string {
-  const w = report.warehouse;
   const files = table(
-    ['files', ...OBJECT_STATES],
-    ENTITIES.map((e) => [e, ...OBJECT_STATES.map((s) => report.files[e][s])]),
+    ['files', ...FILE_STATES],
+    ENTITIES.map((e) => [e, ...FILE_STATES.map((s) => report.files[e][s])]),
   );
+  const staged = ENTITIES.filter((e) => report.staged[e] > 0).map((e) => `${e} ${report.staged[e]}`);
+  const stagedLine = staged.length
+    ? `\nConnector staging (pages and parts of an unfinished run, resumed by the next extract): ${staged.join(', ')}\n`
+    : '';
+  const hidden = report.hidden.length
+    ? `Hidden files in in/, never loaded (rename without the dot to load): ${report.hidden.join(', ')}\n`
+    : '';
+  const failures = report.failed.length
+    ? `\nIn failed/ (newest first; retail-pipeline replay OBJECT):\n${report.failed.map((f) => `  ${f.object}: ${f.reason}`).join('\n')}\n`
+    : '';
+  const w = report.warehouse;
+  if (!w) return `${files}\n${stagedLine}${hidden}${failures}`;
   const tables = table(
     ['table', 'rows'],
     w.tables.map((t) => [t.table, t.rows]),
@@ -349,29 +600,43 @@ export function formatStatus(report: PipelineStatus): string {
         ]),
       )
     : 'last connector runs: none';
-  const failed = w.lastFiles.filter((f) => f.state === 'failed');
-  const failures = failed.length
-    ? `Recent failures:\n${failed.map((f) => `  ${f.settledObject}: ${f.reason}`).join('\n')}\n`
-    : '';
-  return `${files}\n\n${tables}\n\nOrphans: ${orphans}\nRejects: ${rejects}\n\n${runs}\n${failures}`;
+  return `${files}\n${stagedLine}${hidden}\n${tables}\n\nOrphans: ${orphans} (retail-pipeline orphans)\nRejects: ${rejects} (retail-pipeline rejects)\n\n${runs}\n${failures}`;
 }
 
+/** How long a stopped command may take to reach a safe point before it exits anyway. */
+const STOP_GRACE_MS = 1500;
+
 if (isMainModule(import.meta.url)) {
-  const stopSignal = new Promise<void>((resolve) => {
-    process.once('SIGINT', () => resolve());
-    process.once('SIGTERM', () => resolve());
-  });
+  const controller = new AbortController();
+  const command = process.argv[2];
+  const onSignal = (name: 'SIGINT' | 'SIGTERM') => {
+    if (controller.signal.aborted || command === 'sandbox') {
+      controller.abort(name);
+      if (command !== 'sandbox') process.exit(stopExit(name));
+      return;
+    }
+    controller.abort(name);
+    // Work stops at its next safe point; if that takes too long, leave now: everything written
+    // is durable by design (a crash at any point is recovered by the next run), the lease is released.
+    setTimeout(() => {
+      process.stderr.write(
+        `\nretail-pipeline: stopped by ${name}; what was written is kept: run the same command again to resume.\n`,
+      );
+      void Lease.releaseAll(500).finally(() => process.exit(stopExit(name)));
+    }, STOP_GRACE_MS).unref();
+  };
+  process.on('SIGINT', () => onSignal('SIGINT'));
+  process.on('SIGTERM', () => onSignal('SIGTERM'));
   const io: CliIo = {
     stdout: { write: (text) => void process.stdout.write(text), isTTY: Boolean(process.stdout.isTTY) },
     stderr: { write: (text) => void process.stderr.write(text), isTTY: Boolean(process.stderr.isTTY) },
-    stopSignal,
+    signal: controller.signal,
   };
-  const command = process.argv[2];
   main(process.argv.slice(2), process.env, io).then(
     (code) => {
       process.exitCode = code;
       // Open handles (sockets, timers) must not keep a finished command alive.
-      if (command !== 'sandbox') process.stdout.write('', () => process.exit(code));
+      process.stdout.write('', () => process.exit(code));
     },
     (error: unknown) => {
       process.stderr.write(`retail-pipeline: ${describeError(error)}\n`);

@@ -1,4 +1,5 @@
 import { extract } from '../app/extract.js';
+import { Lease } from '../app/lease.js';
 import { buildLogger, extractSettings, gcpConnectorPorts } from '../compose.js';
 import { type ConnectorJobConfig, parseConnectorJob } from '../core/config.js';
 import {
@@ -6,6 +7,7 @@ import {
   describeError,
   isRetryable,
   RetriesExhaustedError,
+  StoppedError,
   UsageError,
 } from '../core/errors.js';
 import { isMainModule } from './main-module.js';
@@ -18,9 +20,21 @@ import { isMainModule } from './main-module.js';
  * Cloud Run retries a failed task whatever its code (up to the job's max retries), so a
  * terminal failure costs a few quick attempts; the code and the one-line error tell which it was.
  */
-export const JOB_EXIT = { ok: 0, transient: 1, config: 2, terminal: 3 } as const;
+export const JOB_EXIT = { ok: 0, transient: 1, config: 2, terminal: 3, sigterm: 143 } as const;
 
-export async function runConnectorJob(argv: readonly string[], env: NodeJS.ProcessEnv): Promise<number> {
+/**
+ * Cloud Run sends SIGTERM, then SIGKILL 10 seconds later, when it stops a container (a task
+ * cancelled or over its timeout): https://cloud.google.com/run/docs/container-contract#lifecycle.
+ * The task stops requesting pages at once, abandons those in flight, lets the pages it has
+ * assemble, releases the lease and exits 143 within this many milliseconds.
+ */
+export const JOB_STOP_GRACE_MS = 8000;
+
+export async function runConnectorJob(
+  argv: readonly string[],
+  env: NodeJS.ProcessEnv,
+  signal?: AbortSignal,
+): Promise<number> {
   const logger = buildLogger('json', { write: (text) => void process.stdout.write(text), isTTY: false });
   let config: ConnectorJobConfig;
   try {
@@ -41,7 +55,7 @@ export async function runConnectorJob(argv: readonly string[], env: NodeJS.Proce
     });
     const report = await extract(
       { entity: config.entity, startSalesId: config.startSalesId },
-      ports,
+      { ...ports, signal },
       extractSettings(config.connector),
     );
     job.log('INFO', 'connector finished', {
@@ -49,6 +63,13 @@ export async function runConnectorJob(argv: readonly string[], env: NodeJS.Proce
     });
     return JOB_EXIT.ok;
   } catch (error) {
+    if (error instanceof StoppedError) {
+      job.log(
+        'WARNING',
+        `${describeError(error)}: staged pages are kept; the next execution resumes after them`,
+      );
+      return JOB_EXIT.sigterm;
+    }
     job.log('ERROR', describeError(error), { retryable: isRetryable(error) });
     if (error instanceof ConfigError || error instanceof UsageError) return JOB_EXIT.config;
     // Faults that outlasted the retries of one request may pass by the next attempt of the task.
@@ -58,5 +79,12 @@ export async function runConnectorJob(argv: readonly string[], env: NodeJS.Proce
 }
 
 if (isMainModule(import.meta.url)) {
-  runConnectorJob(process.argv.slice(2), process.env).then((code) => process.exit(code));
+  const controller = new AbortController();
+  process.once('SIGTERM', () => {
+    controller.abort('SIGTERM');
+    setTimeout(() => {
+      void Lease.releaseAll(1000).finally(() => process.exit(JOB_EXIT.sigterm));
+    }, JOB_STOP_GRACE_MS).unref();
+  });
+  runConnectorJob(process.argv.slice(2), process.env, controller.signal).then((code) => process.exit(code));
 }

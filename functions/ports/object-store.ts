@@ -53,6 +53,14 @@ export interface ObjectStore {
    * both stores are of one kind, streamed otherwise.
    */
   copyTo(key: string, target: ObjectStore, destination: string, options?: CopyOptions): Promise<ObjectInfo>;
+  /**
+   * Where an object can be seen before it is whole (a folder, into which a person copies a file):
+   * true when this store itself put this generation in place, whole. Absent where every object
+   * is whole once listed (GCS finalizes an object only when its upload completes).
+   */
+  wroteWhole?(info: ObjectInfo): boolean;
+  /** Where names can be hidden (a folder): the hidden files (`.name`) directly under `prefix`. */
+  hidden?(prefix: string): Promise<string[]>;
 }
 
 /** copyTo between stores of different kinds: the bytes stream through, create-only if asked. */

@@ -7,6 +7,8 @@ export interface PageRequest {
   readonly pageSize: number;
   /** Sales only: smallest id to return. */
   readonly startSalesId?: bigint | undefined;
+  /** Abandons the request when the run is asked to stop. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /**

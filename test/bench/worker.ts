@@ -43,7 +43,7 @@ if (!mode || !url || !key || !home || !concurrency)
 const started = performance.now();
 let records = 0;
 const api = { apiUrl: url, apiKey: new Secret(key) };
-const connector = connectorSettings({ concurrency }, {});
+const connector = connectorSettings({ concurrency: String(concurrency) }, {});
 const logger = new JsonLogger(() => undefined, { format: 'json', minSeverity: 'ERROR' });
 
 async function bare(endpoint: string): Promise<void> {

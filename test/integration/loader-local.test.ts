@@ -86,7 +86,7 @@ describe('the loader on the local runtime', () => {
         'sales/processing/123/a.json',
         'sales/failed/2025/07/19/10h/a.json',
         'sales/staging/runs/r/parts/00000001-00000001_1__a.json',
-        'sales/in/nested/a.json',
+        'sales/in/nested/',
         'orders/in/a.json',
         'a.json',
       ]) {
@@ -94,6 +94,25 @@ describe('the loader on the local runtime', () => {
         assert.equal(outcome.status, 'ignored', name);
       }
       assert.deepEqual(calls, []);
+    }));
+
+  test('a file in a subfolder of in/ goes to failed/ saying why (GCS fires its event too), where replay finds it', () =>
+    withRuntime(async (rt) => {
+      const written = await rt.store.write('sales/in/nested/a.json', '{"id": 1}\n');
+      const outcome = await ingestObject(
+        { bucket: 'b', name: 'sales/in/nested/a.json', generation: written.generation },
+        rt,
+        settings,
+      );
+      assert.equal(outcome.status, 'failed');
+      assert.match(
+        outcome.status === 'failed' ? outcome.reason : '',
+        /in a subfolder of sales\/in\/.*replay/,
+      );
+      assert.deepEqual(
+        (await rt.store.list('sales/')).map((o) => o.key.replace(/\/\d{4}\/\d\d\/\d\d\/\d\dh\//, '/DATE/')),
+        ['sales/failed/DATE/a.json', 'sales/failed/DATE/a.json.error.json'],
+      );
     }));
 
   const rejected: [string, string | Buffer, RegExp, IngestSettings?][] = [

@@ -1,5 +1,5 @@
 import type { Entity } from '../../core/entities.js';
-import { TerminalError, TransientError } from '../../core/errors.js';
+import { ConfigError, TerminalError, TransientError, throwIfStopped } from '../../core/errors.js';
 import { type PageResult, parsePageBody } from '../../core/page.js';
 import { isTransientStatus, parseRetryAfterMs } from '../../core/retry.js';
 import type { Secret } from '../../core/secret.js';
@@ -40,15 +40,19 @@ export class HttpRetailApi implements RetailApi {
     try {
       response = await this.fetchImpl(url, {
         headers: { 'X-API-Key': this.options.apiKey.reveal(), Accept: 'application/json' },
-        signal: AbortSignal.timeout(this.options.timeoutMs),
+        signal: request.signal
+          ? AbortSignal.any([AbortSignal.timeout(this.options.timeoutMs), request.signal])
+          : AbortSignal.timeout(this.options.timeoutMs),
       });
     } catch (error) {
+      throwIfStopped(request.signal);
       throw new TransientError(`${what}: ${networkReason(error, this.options.timeoutMs)}`, { cause: error });
     }
     let body: string;
     try {
       body = await response.text();
     } catch (error) {
+      throwIfStopped(request.signal);
       throw new TransientError(
         `${what}: connection dropped mid-body (${networkReason(error, this.options.timeoutMs)})`,
       );
@@ -67,7 +71,10 @@ export class HttpRetailApi implements RetailApi {
       });
     }
     if (response.status === 401 || response.status === 403) {
-      throw new TerminalError(`${what}: the Retail API refused the API key (HTTP ${response.status})`);
+      // The key is a setting: a wrong one is a configuration error (exit code 2), never retried.
+      throw new ConfigError(
+        `${what}: the Retail API refused the API key (HTTP ${response.status}); check --api-key or RETAIL_API_KEY`,
+      );
     }
     throw new TerminalError(`${what}: HTTP ${response.status}${detail}`);
   }

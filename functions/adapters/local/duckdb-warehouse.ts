@@ -19,11 +19,22 @@ import { connectorRunFromRow, fileOutcomeFromRow } from '../common/ops-rows.js';
 
 type Params = Record<string, string | number | boolean | null>;
 
+export interface ListFilter {
+  readonly entity?: string | undefined;
+  readonly reason?: string | undefined;
+  readonly file?: string | undefined;
+  /** 0: all. */
+  readonly limit: number;
+}
+
 /**
  * Where DuckDB reads a rows file from: the object's own path when the bucket is a folder, a
  * downloaded copy when it is not (a mixed composition: GCS bucket, DuckDB warehouse).
  */
 export type RowsFile = (key: string) => Promise<{ path: string; release(): Promise<void> }>;
+
+/** The warehouse file is held by another process (DuckDB allows one writer, and no reader beside it). */
+export class WarehouseBusyError extends TerminalError {}
 
 const literal = (text: string): string => `'${text.replaceAll("'", "''")}'`;
 
@@ -46,22 +57,39 @@ export class DuckDbWarehouse implements Warehouse {
     private readonly rowsFile: RowsFile,
   ) {}
 
-  static async open(options: { path: string; sqlDir: string; rowsFile: RowsFile }): Promise<DuckDbWarehouse> {
+  static async open(options: {
+    path: string;
+    sqlDir: string;
+    rowsFile: RowsFile;
+    /**
+     * Open for reading only (status, rejects, orphans, sql): nothing can be written, files
+     * outside the warehouse cannot be read or written (enable_external_access off, and the
+     * configuration locked so a query cannot turn it back on). The file must exist.
+     */
+    readOnly?: boolean;
+  }): Promise<DuckDbWarehouse> {
     let instance: DuckDBInstance;
     try {
-      instance = await DuckDBInstance.create(options.path);
+      instance = await DuckDBInstance.create(
+        options.path,
+        options.readOnly ? { access_mode: 'READ_ONLY', enable_external_access: 'false' } : {},
+      );
     } catch (error) {
       const message = (error as Error).message;
       if (/lock/i.test(message)) {
-        throw new TerminalError(
-          `the warehouse ${options.path} is in use by another retail-pipeline process; wait for it to finish`,
+        const holder = /PID (\d+)/.exec(message)?.[1];
+        throw new WarehouseBusyError(
+          `the warehouse ${options.path} is in use by another retail-pipeline process${holder ? ` (pid ${holder})` : ''}; wait for it to finish`,
         );
       }
       throw new TerminalError(`cannot open the warehouse ${options.path}: ${message.split('\n')[0]}`);
     }
     const connection = await instance.connect();
     const warehouse = new DuckDbWarehouse(instance, connection, options.sqlDir, options.rowsFile);
-    await warehouse.bootstrap();
+    if (options.readOnly) {
+      await connection.run("SET TimeZone = 'UTC'");
+      await connection.run('SET lock_configuration = true');
+    } else await warehouse.bootstrap();
     return warehouse;
   }
 
@@ -78,6 +106,43 @@ export class DuckDbWarehouse implements Warehouse {
     for (const view of VIEWS) {
       const [query] = splitStatements(await readFile(join(this.sqlDir, `${view.sqlFile}.sql`), 'utf8'));
       await this.connection.run(`CREATE OR REPLACE VIEW ${view.dataset}.${view.name} AS ${query}`);
+    }
+    await this.describe();
+  }
+
+  /**
+   * The same descriptions as the BigQuery tables carry (core/schema.ts), as DuckDB comments
+   * (COMMENT ON), so `duckdb_tables()` / `duckdb_columns()` and SQL tools show them. Only what
+   * differs is written.
+   */
+  private async describe(): Promise<void> {
+    const tables = new Map(
+      (await this.rows("SELECT schema_name || '.' || table_name AS t, comment FROM duckdb_tables()")).map(
+        (r) => [String(r.t), r.comment ?? null],
+      ),
+    );
+    for (const row of await this.rows(
+      "SELECT schema_name || '.' || view_name AS t, comment FROM duckdb_views() WHERE NOT internal",
+    ))
+      tables.set(String(row.t), row.comment ?? null);
+    const columns = new Map(
+      (
+        await this.rows(
+          "SELECT schema_name || '.' || table_name || '.' || column_name AS c, comment FROM duckdb_columns()",
+        )
+      ).map((r) => [String(r.c), r.comment ?? null]),
+    );
+    for (const table of [...ALL_TABLES, ...VIEWS]) {
+      const name = `${table.dataset}.${table.name}`;
+      const kind = VIEWS.some((v) => v === table) ? 'VIEW' : 'TABLE';
+      if (tables.get(name) !== table.description)
+        await this.connection.run(`COMMENT ON ${kind} ${name} IS ${literal(table.description)}`);
+      for (const field of table.fields) {
+        if (columns.get(`${name}.${field.name}`) === field.description) continue;
+        await this.connection.run(
+          `COMMENT ON COLUMN ${name}."${field.name}" IS ${literal(field.description)}`,
+        );
+      }
     }
   }
 
@@ -372,6 +437,40 @@ export class DuckDbWarehouse implements Warehouse {
         lastFiles: files.map((r) => fileOutcomeFromRow(r, (v) => new Date(String(v)))),
       };
     });
+  }
+
+  /** Rows of ods.rejects, newest first, filtered (`reason` and `file`: substrings). */
+  rejects(filter: ListFilter): Promise<Record<string, unknown>[]> {
+    return this.exclusive(() =>
+      this.rows(
+        `SELECT entity, record_key, reason, SYS_FILE_NAME AS file, CAST(SYS_DATE_CREATE AS VARCHAR) AS loaded_at,
+                CAST(record AS VARCHAR) AS record
+         FROM ods.rejects
+         WHERE ($entity IS NULL OR entity = $entity)
+           AND ($reason IS NULL OR contains(reason, $reason))
+           AND ($file IS NULL OR contains(SYS_FILE_NAME, $file))
+         ORDER BY SYS_DATE_CREATE DESC, entity, record_key
+         ${filter.limit > 0 ? `LIMIT ${filter.limit}` : ''}`,
+        { entity: filter.entity ?? null, reason: filter.reason ?? null, file: filter.file ?? null },
+      ),
+    );
+  }
+
+  /** Sale lines waiting for their product or customer, with the file that brought the sale. */
+  orphans(filter: ListFilter): Promise<Record<string, unknown>[]> {
+    return this.exclusive(() =>
+      this.rows(
+        `SELECT CAST(o.sale_id AS VARCHAR) AS sale_id, o.product_sku, o.customer_id, o.reason,
+                CAST(o.sales_datetime AS VARCHAR) AS sales_datetime, CAST(o.first_seen AS VARCHAR) AS first_seen,
+                s.SYS_FILE_NAME AS file
+         FROM dmt.sales_items_orphans o LEFT JOIN ods.sales s ON s.id = o.sale_id
+         WHERE ($reason IS NULL OR contains(o.reason, $reason))
+           AND ($file IS NULL OR contains(s.SYS_FILE_NAME, $file))
+         ORDER BY o.first_seen DESC, o.sale_id, o.product_sku
+         ${filter.limit > 0 ? `LIMIT ${filter.limit}` : ''}`,
+        { reason: filter.reason ?? null, file: filter.file ?? null },
+      ),
+    );
   }
 
   /** Rows of any table, for tests and golden fixtures. */

@@ -38,6 +38,8 @@ const code = (error: unknown): string | undefined => (error as NodeJS.ErrnoExcep
  */
 export class FsObjectStore implements ObjectStore {
   readonly location: string;
+  /** Generations this store put in place whole (atomic renames), by key. */
+  private readonly installed = new Map<string, string>();
 
   constructor(private readonly root: string) {
     this.location = root;
@@ -174,7 +176,41 @@ export class FsObjectStore implements ObjectStore {
         throw new PreconditionFailedError(`${key} exists already`, { cause: error });
       throw error;
     }
-    return this.infoOf(key, path);
+    const info = await this.infoOf(key, path);
+    this.installed.set(key, info.generation);
+    return info;
+  }
+
+  wroteWhole(info: ObjectInfo): boolean {
+    return this.installed.get(info.key) === info.generation;
+  }
+
+  async hidden(prefix: string): Promise<string[]> {
+    const folder = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
+    try {
+      const entries = await readdir(this.path(folder), { withFileTypes: true });
+      return entries.filter((e) => e.name.startsWith('.')).map((e) => `${folder}/${e.name}`);
+    } catch (error) {
+      if (code(error) === 'ENOENT' || code(error) === 'ENOTDIR') return [];
+      throw error;
+    }
+  }
+
+  /**
+   * Removes temporary files a killed process left behind. Call it only while no other process
+   * writes this store (locally: while holding the warehouse, which one process holds at a time).
+   */
+  async sweepTemporaryFiles(): Promise<number> {
+    const dir = join(this.root, TMP_DIR);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch (error) {
+      if (code(error) === 'ENOENT') return 0;
+      throw error;
+    }
+    for (const name of names) await unlink(join(dir, name)).catch(() => undefined);
+    return names.length;
   }
 
   /** Runs a step that creates `path`, re-creating the folder if a concurrent delete removed it. */
@@ -279,7 +315,9 @@ export class FsObjectStore implements ObjectStore {
     const now = new Date();
     await utimes(to, now, now);
     await this.pruneEmptyFolders(dirname(from));
-    return this.infoOf(destination, to);
+    const info = await this.infoOf(destination, to);
+    this.installed.set(destination, info.generation);
+    return info;
   }
 
   /**
