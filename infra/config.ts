@@ -21,6 +21,7 @@ export interface PipelineSettings {
   readonly retailApiUrl: string;
   readonly analystsGroup: string;
   readonly notificationChannels: string[];
+  readonly alertEmails: string[];
   readonly archiveColdAfterDays: number;
   readonly archiveDeleteAfterDays: number;
   readonly functionSourceBucketSuffix: string;
@@ -52,6 +53,24 @@ export function pipelineVariables(scope: Construct): PipelineSettings {
         default: [],
       },
     ).listValue,
+    // One e-mail notification channel per address (infra/constructs/alerting.ts). No backslash in
+    // the pattern: inside a Terraform expression "\." is an invalid HCL escape, not a regex one
+    // (https://github.com/hashicorp/terraform/issues/28232); "[.]" says the same.
+    alertEmails: variable(
+      'alert_emails',
+      'E-mail addresses that receive every alert: one Cloud Monitoring e-mail notification channel each',
+      {
+        type: 'list(string)',
+        default: [],
+        validation: [
+          {
+            condition:
+              '${alltrue([for address in var.alert_emails : can(regex("^[^@ ]+@[^@ ]+[.][^@ .]+$", address))])}',
+            errorMessage: 'alert_emails must be e-mail addresses (NAME@DOMAIN), e.g. ["oncall@example.com"].',
+          },
+        ],
+      },
+    ).listValue,
     archiveColdAfterDays: variable(
       'archive_coldline_after_days',
       'Days before archived files move to Coldline',
@@ -71,7 +90,7 @@ export function pipelineVariables(scope: Construct): PipelineSettings {
         validation: [
           {
             condition:
-              '${can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9-]+\\.iam\\.gserviceaccount\\.com$", var.build_service_account))}',
+              '${can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]@[a-z0-9-]+[.]iam[.]gserviceaccount[.]com$", var.build_service_account))}',
             errorMessage:
               'build_service_account must be a service account e-mail (NAME@PROJECT.iam.gserviceaccount.com).',
           },

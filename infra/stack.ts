@@ -33,6 +33,7 @@ import type { Dataset } from '../functions/core/schema.js';
 import { type EnvironmentProps, pipelineVariables } from './config.js';
 import { Alerting } from './constructs/alerting.js';
 import { Connector } from './constructs/connector.js';
+import { PipelineDashboard } from './constructs/dashboard.js';
 import { PipelineEvents } from './constructs/events.js';
 import { Loader } from './constructs/loader.js';
 import { Reconciler } from './constructs/reconciler.js';
@@ -342,13 +343,26 @@ export class PipelineStack extends TerraformStack {
       environment: runtime,
     });
 
-    new Alerting(this, 'alerting', {
+    const alerting = new Alerting(this, 'alerting', {
       prefix,
+      projectId: v.projectId,
+      region: v.region,
+      bucketName: bucket.name,
       loaderService: `${prefix}-loader`,
       connectorJob: connector.job.name,
       reconcilerJob: reconciler.job.name,
       workflow: workflow.name,
+      apiKeySecret: secret.secretId,
       notificationChannels: v.notificationChannels,
+      alertEmails: v.alertEmails,
+    });
+    new PipelineDashboard(this, 'dashboard', {
+      prefix,
+      connectorJob: connector.job.name,
+      reconcilerJob: reconciler.job.name,
+      workflow: workflow.name,
+      metrics: alerting.metrics,
+      dependsOn: [alerting.metricsSettled],
     });
 
     // Nothing is created before the APIs are usable; nothing but the APIs and the datasets before

@@ -165,6 +165,9 @@ describe('GitHub workflows', () => {
       ]) {
         assert.match(applyStep.env[`TF_VAR_${variable}`], /^\$\{\{ vars\.\w+ \}\}$/, variable);
       }
+      // Who gets the alerts: optional lists, empty unless the environment names them.
+      assert.equal(applyStep.env.TF_VAR_notification_channels, "${{ vars.NOTIFICATION_CHANNELS || '[]' }}");
+      assert.equal(applyStep.env.TF_VAR_alert_emails, "${{ vars.ALERT_EMAILS || '[]' }}");
       // The state goes where the stack's own backend says (synth needs the bucket), not to a file
       // on the runner.
       const synth = steps(deploy).find((s) => s.run === 'npm run synth');

@@ -5,16 +5,24 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { parse } from 'yaml';
+import { JsonLogger } from '../../functions/adapters/common/json-logger.js';
 import { workflowProblems } from '../../functions/adapters/local/local-workflow-runner.js';
+import { ingestObject } from '../../functions/app/ingest-object.js';
+import { EXCLUSIVE_RECONCILE_SETTINGS, reconcile } from '../../functions/app/reconcile.js';
+import { openLocalRuntime } from '../../functions/compose-local.js';
 import { parseCli } from '../../functions/core/config.js';
 import { ENTITIES } from '../../functions/core/entities.js';
 import { LOADER_MEMORY } from '../../functions/core/loader-limits.js';
 import { ALL_TABLES, bigQuerySchema, VIEWS } from '../../functions/core/schema.js';
 import { splitStatements } from '../../functions/core/sql-script.js';
 import { runOverrides } from '../../infra/constructs/connector.js';
+import { promqlName } from '../../infra/constructs/dashboard.js';
 import { FUNCTION_NODE_MAJOR, prepareFunctionSource } from '../../infra/function-source.js';
 import { buildApp, ENVIRONMENTS, STATE_BUCKET_ENV, stateBucketFrom } from '../../infra/main.js';
 import { REQUIRED_APIS } from '../../infra/stack.js';
+import { schemaTables } from '../helpers/bigquery-script.js';
+import { tempDir } from '../helpers/fakes.js';
+import { analyze, startServer, stopServer } from '../helpers/zetasql.mjs';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -66,11 +74,16 @@ describe('CDKTF synthesis', () => {
         'retail_api_url',
         'analysts_group',
         'notification_channels',
+        'alert_emails',
         'build_service_account',
         'api_key_ready',
       ]) {
         assert.ok(stack.variable[name], `variable ${name}`);
-        const defaults: Record<string, unknown> = { notification_channels: [], api_key_ready: false };
+        const defaults: Record<string, unknown> = {
+          notification_channels: [],
+          alert_emails: [],
+          api_key_ready: false,
+        };
         assert.deepEqual(stack.variable[name].default, defaults[name], `${name}'s default`);
       }
     }
@@ -436,7 +449,9 @@ describe('CDKTF synthesis', () => {
 
   test('alert policies: loader errors, workflow failures, connector failures, files in failed/, reconciler stuck', () => {
     const policies = resources(stacks.dev, 'google_monitoring_alert_policy');
-    const filters = policies.map((p: Json) => p.conditions[0].condition_threshold.filter).join('\n');
+    const filters = policies
+      .flatMap((p: Json) => p.conditions.map((c: Json) => c.condition_threshold.filter))
+      .join('\n');
     assert.match(filters, /workflows\.googleapis\.com\/finished_execution_count.*status="FAILED"/);
     assert.match(filters, /run\.googleapis\.com\/job\/completed_execution_count.*result="failed"/);
     assert.match(
@@ -463,17 +478,28 @@ describe('CDKTF synthesis', () => {
       outcome: 'EXTRACT(jsonPayload.event)',
       action: 'EXTRACT(jsonPayload.action)',
     });
-    assert.ok(policies.every((p: Json) => p.notification_channels === '${var.notification_channels}'));
     const failedMetric = resources(stacks.dev, 'google_logging_metric').find(
       (m: Json) => m.name === 'dev-retail-files-failed',
     );
     assert.match(failedMetric.filter, /jsonPayload\.event="file\.failed"/);
+    // The reconciler loads lost arrivals with the loader's code: its failed files count too, and
+    // the alert watches both resource types the metric is written against.
+    assert.match(failedMetric.filter, /resource\.type="cloud_run_revision"/);
+    assert.match(
+      failedMetric.filter,
+      /resource\.labels\.job_name="\$\{google_cloud_run_v2_job\.reconciler_job/,
+    );
+    const failed = policies.find((p: Json) => p.display_name.endsWith('files sent to failed/'));
+    assert.deepEqual(
+      failed.conditions.map((c: Json) => /resource\.type="([^"]+)"/.exec(c.condition_threshold.filter)?.[1]),
+      ['cloud_run_revision', 'cloud_run_job'],
+    );
     // A new log-based metric can take up to 10 minutes before a policy may name it.
     const wait = Object.entries(stacks.dev.resource.time_sleep).find(([name]) =>
       name.startsWith('alerting_metrics-settle'),
     )?.[1] as Json;
     assert.equal(wait.create_duration, '600s');
-    assert.equal(wait.depends_on.filter((d: string) => d.startsWith('google_logging_metric.')).length, 3);
+    assert.equal(wait.depends_on.filter((d: string) => d.startsWith('google_logging_metric.')).length, 4);
     for (const p of policies)
       assert.ok(p.depends_on.some((d: string) => d.startsWith('time_sleep.alerting_metrics-settle')));
   });
@@ -489,6 +515,363 @@ describe('CDKTF synthesis', () => {
       [...bootstrap.matchAll(/--role=(\S+)/g)].map((m) => m[1]),
       ['roles/run.builder'],
     );
+  });
+});
+
+describe("the operators' console: dashboard, alert recipients, runbooks", () => {
+  const policies = () => resources(stacks.dev, 'google_monitoring_alert_policy');
+  /** Terraform's own references, the only "${" a Monitoring text may hold (Monitoring would expand the rest). */
+  const TF_REF = /^\$\{(var\.[a-z_]+|google_[a-z0-9_]+\.[A-Za-z0-9_-]+\.[a-z_]+)\}$/;
+  const interpolations = (text: string) => text.match(/\$\{[^}]*\}/g) ?? [];
+  /** A text as long as it can get once Terraform filled in its references (names are short). */
+  const expanded = (text: string) => text.replace(/\$\{[^}]*\}/g, 'x'.repeat(100));
+  const dashboard = (): Json => JSON.parse(one(stacks.dev, 'google_monitoring_dashboard').dashboard_json);
+  const widgets = (d: Json): Json[] => d.mosaicLayout.tiles.map((t: Json) => t.widget);
+  const queries = (d: Json): string[] =>
+    widgets(d).flatMap((w: Json) =>
+      (w.xyChart?.dataSets ?? []).map(
+        (s: Json) => s.timeSeriesQuery.prometheusQuery ?? s.timeSeriesQuery.timeSeriesFilter.filter,
+      ),
+    );
+  const aggregations = (d: Json): Json[] =>
+    widgets(d).flatMap((w: Json) =>
+      (w.xyChart?.dataSets ?? []).flatMap((s: Json) => s.timeSeriesQuery.timeSeriesFilter?.aggregation ?? []),
+    );
+  /** The SQL an operator is told to run: ```sql blocks of the dashboard, `bq query '...'` of the runbooks. */
+  const operatorSql = (): string[] => [
+    ...widgets(dashboard()).flatMap((w: Json) =>
+      [...String(w.text?.content ?? '').matchAll(/```sql\n([\s\S]*?)```/g)].map((m) => m[1] as string),
+    ),
+    ...policies().flatMap((p: Json) =>
+      [...String(p.documentation.content).matchAll(/`bq [^`']*query [^`']*'([^']+)'`/g)].map(
+        (m) => m[1] as string,
+      ),
+    ),
+  ];
+
+  test('one e-mail notification channel per address of alert_emails, validated; every policy notifies them and the given ids', () => {
+    for (const stack of Object.values(stacks)) {
+      const channels = Object.entries(
+        stack.resource.google_monitoring_notification_channel as Record<string, Json>,
+      );
+      assert.equal(channels.length, 1);
+      const [key, channel] = channels[0] as [string, Json];
+      assert.equal(channel.for_each, '${toset(var.alert_emails)}', 'one channel per distinct address');
+      assert.equal(channel.type, 'email');
+      assert.deepEqual(channel.labels, { email_address: '${each.value}' });
+      const expected = `\${concat(var.notification_channels, [ for key, val in google_monitoring_notification_channel.${key}: val.name])}`;
+      assert.ok(policies().length >= 5);
+      for (const p of resources(stack, 'google_monitoring_alert_policy')) {
+        assert.equal(
+          p.notification_channels,
+          expected,
+          `${p.display_name}: the given ids and the e-mail channels`,
+        );
+      }
+    }
+    const variable = stacks.dev.variable.alert_emails;
+    assert.equal(variable.type, 'list(string)');
+    assert.deepEqual(variable.default, []);
+    const [validation] = variable.validation;
+    assert.match(
+      validation.condition,
+      /^\$\{alltrue\(\[for address in var\.alert_emails : can\(regex\("[^"]+", address\)\)\]\)\}$/,
+    );
+    // The pattern as Terraform's regex (RE2) reads it; this one is the same in JavaScript.
+    const pattern = new RegExp(/regex\("([^"]+)"/.exec(validation.condition)?.[1] ?? '(?!)');
+    for (const good of ['oncall@example.com', 'data.team+alerts@mail.example.co.uk'])
+      assert.ok(pattern.test(good), good);
+    for (const bad of [
+      '',
+      'oncall',
+      'oncall@example',
+      'on call@example.com',
+      'a@b@example.com',
+      '@example.com',
+      'a@example.',
+    ])
+      assert.ok(!pattern.test(bad), `"${bad}" is refused`);
+    // "\." inside a Terraform expression is an invalid HCL escape (hashicorp/terraform#28232).
+    for (const [name, v] of Object.entries(stacks.dev.variable as Record<string, Json>))
+      for (const check of v.validation ?? [])
+        assert.doesNotMatch(check.condition, /\\/, `${name}: no backslash`);
+  });
+
+  test('every alert has a runbook: what happened, what to do with real commands, within Monitoring limits', () => {
+    const docs = Object.fromEntries(
+      policies().map((p: Json) => [p.display_name.replace(/^dev-retail: /, ''), p.documentation]),
+    );
+    assert.deepEqual(Object.keys(docs).sort(), [
+      'connector job failures',
+      'files sent to failed/',
+      'items the reconciler could not heal',
+      'loader errors',
+      'merge workflow failures',
+    ]);
+    for (const [name, doc] of Object.entries(docs) as [string, Json][]) {
+      assert.equal(doc.mime_type, 'text/markdown');
+      assert.match(doc.content, /^## What happened\n.+\n\n## What to do\n1\. /s, name);
+      assert.match(doc.content, /`(npx retail-pipeline|gcloud|bq) [^`]+`/, `${name} names a command`);
+      assert.match(doc.subject, /^\[dev-retail\] /);
+      // Content: at most 8,192 characters and 10,240 bytes; subject cut at 255 bytes (AlertPolicy.Documentation).
+      assert.ok(expanded(doc.content).length <= 8192, `${name}: content length`);
+      assert.ok(Buffer.byteLength(expanded(doc.content)) <= 10240, `${name}: content bytes`);
+      assert.ok(Buffer.byteLength(expanded(doc.subject)) <= 255, `${name}: subject`);
+      for (const text of [doc.content, doc.subject]) {
+        for (const i of interpolations(text))
+          assert.match(i, TF_REF, `${name}: ${i} is a Terraform reference`);
+        assert.doesNotMatch(text, /%\{/, `${name}: no Terraform template directive`);
+      }
+    }
+    const failed = docs['files sent to failed/'].content;
+    assert.match(failed, /\.error\.json/, 'where the reason is');
+    assert.match(
+      failed,
+      /gs:\/\/\$\{google_storage_bucket\.bucket_[0-9A-F]{8}\.name\}\/\{entity\}\/failed\//,
+    );
+    assert.match(
+      failed,
+      /`npx retail-pipeline replay gs:\/\/\$\{google_storage_bucket\.bucket_[0-9A-F]{8}\.name\}\/FAILED_OBJECT`/,
+    );
+    assert.match(
+      failed,
+      /`gcloud storage mv gs:\/\/[^`]+\/FAILED_OBJECT gs:\/\/[^`]+\/ENTITY\/in\/NAME\.json`/,
+    );
+    assert.match(failed, /FROM ops\.files WHERE state = "failed"/);
+    assert.match(
+      docs['items the reconciler could not heal'].content,
+      /`npx retail-pipeline reconcile --gcp`/,
+    );
+    assert.match(
+      docs['items the reconciler could not heal'].content,
+      /jsonPayload\.event="reconcile\.stuck"/,
+    );
+    assert.match(
+      docs['merge workflow failures'].content,
+      /`gcloud workflows executions describe EXECUTION_ID --workflow=\$\{google_workflows_workflow\.merge-workflow\.name\} --location=\$\{var\.region\}`/,
+    );
+    assert.match(docs['merge workflow failures'].content, /FROM ops\.loads WHERE merged_at IS NULL/);
+    assert.match(
+      docs['connector job failures'].content,
+      /`gcloud run jobs execute \$\{google_cloud_run_v2_job\.connector_job_[0-9A-F]{8}\.name\} --region=\$\{var\.region\} --args=--endpoint,ENTITY --wait`/,
+    );
+    assert.match(
+      docs['loader errors'].content,
+      /resource\.labels\.service_name="dev-retail-loader" AND severity>=ERROR/,
+    );
+  });
+
+  test('the dashboard charts rows and files per entity, failed files, merges, jobs and the reconciler from metrics that exist', () => {
+    const d = dashboard();
+    assert.equal(d.displayName, 'dev-retail: pipeline');
+    assert.equal(d.mosaicLayout.columns, 48);
+    const resource = one(stacks.dev, 'google_monitoring_dashboard');
+    assert.ok(resource.depends_on.some((x: string) => x.startsWith('time_sleep.alerting_metrics-settle')));
+    const all = queries(d);
+    const has = (pattern: RegExp, what: string) =>
+      assert.ok(
+        all.some((q) => pattern.test(q)),
+        `${what}: ${pattern}`,
+      );
+    for (const series of ['sum', 'count']) {
+      for (const resourceType of ['cloud_run_revision', 'cloud_run_job'])
+        has(
+          new RegExp(
+            `^sum by \\(entity\\) \\(increase\\(logging_googleapis_com:user_dev_retail_rows_loaded_${series}\\{monitored_resource="${resourceType}"\\}\\[1h\\]\\)\\)$`,
+          ),
+          `${series === 'sum' ? 'rows' : 'files'} loaded per entity and hour`,
+        );
+    }
+    for (const resourceType of ['cloud_run_revision', 'cloud_run_job'])
+      has(
+        new RegExp(
+          `^metric\\.type="logging\\.googleapis\\.com/user/dev-retail-files-failed" AND resource\\.type="${resourceType}"$`,
+        ),
+        'files failed',
+      );
+    has(
+      /^metric\.type="workflows\.googleapis\.com\/finished_execution_count" AND resource\.type="workflows\.googleapis\.com\/Workflow" AND resource\.labels\.workflow_id="\$\{google_workflows_workflow\.merge-workflow\.name\}"$/,
+      'workflow executions',
+    );
+    has(/workflows\.googleapis\.com\/execution_times/, 'workflow execution time');
+    has(
+      /workflows_googleapis_com:finished_execution_count\{workflow_id="[^"]+",status="SUCCEEDED"\}/,
+      'workflow success rate',
+    );
+    for (const job of ['connector', 'reconciler']) {
+      has(
+        new RegExp(
+          `^metric\\.type="run\\.googleapis\\.com/job/completed_execution_count" AND resource\\.type="cloud_run_job" AND resource\\.labels\\.job_name="\\$\\{google_cloud_run_v2_job\\.${job}_job_[0-9A-F]{8}\\.name\\}"$`,
+        ),
+        `${job} job executions`,
+      );
+      has(
+        new RegExp(
+          `run_googleapis_com:job_completed_execution_count\\{job_name="\\$\\{google_cloud_run_v2_job\\.${job}_job_[0-9A-F]{8}\\.name\\}",result="succeeded"\\}`,
+        ),
+        `${job} success rate`,
+      );
+    }
+    has(
+      /^metric\.type="logging\.googleapis\.com\/user\/dev-retail-reconciler-items" AND resource\.type="cloud_run_job"$/,
+      'reconciler items',
+    );
+    const groupings = aggregations(d).map((a: Json) => (a.groupByFields ?? []).join(','));
+    for (const g of [
+      'metric.labels.status',
+      'resource.labels.job_name,metric.labels.result',
+      'metric.labels.outcome,metric.labels.action',
+    ])
+      assert.ok(groupings.includes(g), `a chart grouped by ${g}`);
+    // Every log-based metric named, as a filter or in PromQL, is one this stack defines.
+    const defined = resources(stacks.dev, 'google_logging_metric').map((m: Json) => m.name as string);
+    const named = all.flatMap((q) => [
+      ...[...q.matchAll(/logging\.googleapis\.com\/user\/([\w-]+)/g)].map((m) => m[1] as string),
+      ...[...q.matchAll(/logging_googleapis_com:user_(\w+?)(?:_sum|_count|_bucket)?\{/g)].map(
+        (m) => m[1] as string,
+      ),
+    ]);
+    assert.ok(named.length >= 8);
+    for (const name of named)
+      assert.ok(
+        defined.some(
+          (m) =>
+            m === name ||
+            promqlName(`logging.googleapis.com/user/${m}`) === `logging_googleapis_com:user_${name}`,
+        ),
+        `${name} is a metric of the stack`,
+      );
+    // Rejects and orphans are rows in BigQuery: said so, with the way to count them.
+    const words = widgets(d)
+      .map((w: Json) => w.text?.content ?? '')
+      .join('\n');
+    for (const phrase of [
+      'No metric counts them',
+      'ods.rejects',
+      'dmt.sales_items_orphans',
+      '`npx retail-pipeline status --gcp`',
+    ])
+      assert.ok(words.includes(phrase), phrase);
+    assert.ok(!all.some((q) => /reject|orphan/i.test(q)), 'no chart of a metric nothing writes');
+    // Tiles inside the 48 columns, none over another.
+    const cells = new Set<string>();
+    for (const t of d.mosaicLayout.tiles) {
+      assert.ok((t.xPos ?? 0) + t.width <= 48);
+      for (let x = t.xPos ?? 0; x < (t.xPos ?? 0) + t.width; x++)
+        for (let y = t.yPos ?? 0; y < (t.yPos ?? 0) + t.height; y++) {
+          assert.ok(!cells.has(`${x},${y}`), `overlap at ${x},${y}`);
+          cells.add(`${x},${y}`);
+        }
+    }
+    // What the API leaves out of what it returns, left out here (no perpetual diff).
+    const raw = resource.dashboard_json as string;
+    assert.doesNotMatch(raw, /"(xPos|yPos)":0\b|"groupByFields":\[\]/);
+    for (const i of interpolations(raw)) assert.match(i, TF_REF);
+    // Google's own examples of the PromQL name mapping.
+    assert.equal(
+      promqlName('logging.googleapis.com/log_entry_count'),
+      'logging_googleapis_com:log_entry_count',
+    );
+    assert.equal(
+      promqlName('kubernetes.io/container/cpu/limit_cores'),
+      'kubernetes_io:container_cpu_limit_cores',
+    );
+  });
+
+  test('the SQL the dashboard and the runbooks give operators resolves against the warehouse schema (ZetaSQL)', async () => {
+    const sql = operatorSql();
+    assert.ok(sql.length >= 8, `${sql.length} queries`);
+    // The catalog: every table of the schema, as the parity checks build it.
+    const tables = Object.fromEntries([...schemaTables()].map(([name, t]) => [name, { columns: t.columns }]));
+    const check = async (query: string) => (await analyze(query.trim().replace(/;$/, ''), tables)).error;
+    await startServer();
+    try {
+      for (const query of sql) assert.equal(await check(query), undefined, query);
+      assert.match(
+        (await check('SELECT reasons FROM ods.rejects'))?.message ?? '',
+        /Unrecognized name: reasons/,
+        'the check can fail',
+      );
+    } finally {
+      await stopServer();
+    }
+  });
+
+  test('the log-based metrics filter and extract fields the loader and the reconciler really log', async () => {
+    // What Cloud Logging receives as jsonPayload: the JSON lines of the production logger.
+    const lines: string[] = [];
+    const logger = new JsonLogger((line) => lines.push(line), { format: 'json', minSeverity: 'DEBUG' });
+    await using dir = await tempDir();
+    const rt = await openLocalRuntime(dir.path, logger);
+    try {
+      // Merges cannot start: loads stay unmerged, and the reconciler gets stuck starting them.
+      const ports = { ...rt, workflows: { start: () => Promise.reject(new Error('Workflows unavailable')) } };
+      const settings = { maxFileBytes: 1024 * 1024 };
+      const sale =
+        '{"id":1,"datetime":"2025-07-19T10:00:00Z","total_amount":"5","customer_id":"C1","items":[{"product_sku":"P1","quantity":1,"amount":"5"}]}';
+      const good = await rt.store.write('sales/in/good.json', `${sale}\n`);
+      assert.equal(
+        (
+          await ingestObject(
+            { bucket: 'b', name: 'sales/in/good.json', generation: good.generation },
+            ports,
+            settings,
+          )
+        ).status,
+        'loaded',
+      );
+      const bad = await rt.store.write('sales/in/bad.json', 'not json\n');
+      assert.equal(
+        (
+          await ingestObject(
+            { bucket: 'b', name: 'sales/in/bad.json', generation: bad.generation },
+            ports,
+            settings,
+          )
+        ).status,
+        'failed',
+      );
+      await rt.store.write(
+        'products/in/lost.json',
+        '{"product_sku":"P1","description":"d","unit_amount":"1.50"}\n',
+      );
+      const report = await reconcile(ports, settings, EXCLUSIVE_RECONCILE_SETTINGS);
+      assert.ok(report.healed.length > 0 && report.stuck.length > 0);
+    } finally {
+      rt.close();
+    }
+    const entries = lines.map((l) => JSON.parse(l));
+    const metrics = resources(stacks.dev, 'google_logging_metric').filter((m: Json) =>
+      /jsonPayload\.event=/.test(m.filter),
+    );
+    assert.deepEqual(metrics.map((m: Json) => m.name).sort(), [
+      'dev-retail-files-failed',
+      'dev-retail-reconciler-items',
+      'dev-retail-rows-loaded',
+    ]);
+    for (const m of metrics) {
+      const events = [...m.filter.matchAll(/jsonPayload\.event="([^"]+)"/g)].map((x) => x[1]);
+      const fields = [m.value_extractor, ...Object.values(m.label_extractors ?? {})]
+        .filter(Boolean)
+        .map((e) => /^EXTRACT\(jsonPayload\.(\w+)\)$/.exec(e as string)?.[1]);
+      for (const event of events) {
+        const logged = entries.filter((e) => e.event === event);
+        assert.ok(logged.length > 0, `${m.name}: "${event}" is logged`);
+        for (const field of fields) {
+          assert.ok(field, `${m.name}: an extractor of a jsonPayload field`);
+          for (const e of logged)
+            assert.ok(field && e[field] !== undefined, `${m.name}: ${event} logs ${field}`);
+        }
+        if (m.value_extractor)
+          for (const e of logged)
+            assert.equal(typeof e[/\.(\w+)\)$/.exec(m.value_extractor)?.[1] ?? ''], 'number');
+      }
+    }
+    const loaded = entries.filter((e) => e.event === 'file.loaded');
+    assert.deepEqual(loaded.map((e) => [e.entity, e.rows]).sort(), [
+      ['products', 1],
+      ['sales', 1],
+    ]);
   });
 });
 
