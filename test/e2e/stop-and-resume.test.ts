@@ -28,6 +28,26 @@ function waitFor(child: ChildProcess, text: () => string, pattern: RegExp, what:
   });
 }
 
+/** `run` in a child process, JSON progress on stderr; resolves once the sales extract is under way. */
+async function runUntilSalesExtract(home: string, env: NodeJS.ProcessEnv) {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', CLI, 'run', '--home', home, '--progress', 'json'],
+    {
+      cwd: REPO_ROOT,
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  let stderr = '';
+  child.stderr?.on('data', (d) => {
+    stderr += d;
+  });
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  await waitFor(child, () => stderr, /"stage":"extract","entity":"sales"/, 'the sales extract');
+  return { child, stderr: () => stderr, exited };
+}
+
 /**
  * The real CLI on 100,000 sales: stopped with Ctrl-C at a terminal, killed with -9, and asked for
  * its status while it runs.
@@ -140,20 +160,7 @@ describe('stopping a run, killing it, and watching it', () => {
     const url = /listening on (http:\/\/\S+) /.exec(banner)?.[1] ?? '';
     const apiEnv = { ...env(), RETAIL_API_URL: url };
     try {
-      const child = spawn(
-        process.execPath,
-        ['--import', 'tsx', CLI, 'run', '--home', home, '--progress', 'json'],
-        {
-          cwd: REPO_ROOT,
-          env: env(),
-          stdio: ['ignore', 'pipe', 'pipe'],
-        },
-      );
-      let stderr = '';
-      child.stderr?.on('data', (d) => {
-        stderr += d;
-      });
-      await waitFor(child, () => stderr, /"stage":"extract","entity":"sales"/, 'the sales extract');
+      const { child } = await runUntilSalesExtract(home, apiEnv);
       child.kill('SIGKILL');
       // spawnSync blocks this event loop, so the killed child stays a zombie while the re-run starts.
       const rerun = spawnSync(
@@ -179,21 +186,7 @@ describe('stopping a run, killing it, and watching it', () => {
 
   test('status during a run answers within a second with current figures', async () => {
     const home = join(dir.path, 'watched');
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', CLI, 'run', '--home', home, '--progress', 'json'],
-      {
-        cwd: REPO_ROOT,
-        env: env(),
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    child.stderr?.on('data', (d) => {
-      stderr += d;
-    });
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    await waitFor(child, () => stderr, /"stage":"extract","entity":"sales"/, 'the sales extract');
+    const { child, stderr, exited } = await runUntilSalesExtract(home, env());
     let out = '';
     const started = performance.now();
     const code = await main(['status', '--home', home], env(), {
@@ -220,6 +213,6 @@ describe('stopping a run, killing it, and watching it', () => {
     );
     assert.match(out, /ods\.products\s+[1-9]\d*\n/, 'products, merged before sales, are counted');
     assert.match(out, /products\s+0\s+0\s+1\s+0/, 'files from the bucket: the products file archived');
-    assert.equal(await exited, 0, stderr.slice(-1000));
+    assert.equal(await exited, 0, stderr().slice(-1000));
   });
 });
