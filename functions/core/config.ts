@@ -223,7 +223,7 @@ export const OPTIONS = {
     value: 'DIR',
     env: 'PIPELINE_HOME',
     fallback: DEFAULT_HOME,
-    help: 'the local pipeline: bucket/, work/, warehouse.duckdb, events.ndjson',
+    help: "the local pipeline's folder: its bucket, work area, warehouse and event log",
     parse: text,
   }),
   'api-url': option({
