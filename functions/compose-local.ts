@@ -13,7 +13,6 @@ import type { IngestPorts } from './app/ingest-object.js';
 import type { Holder } from './app/lease.js';
 import { repositoryPath } from './compose.js';
 import type { ApiSettings, ConnectorSettings } from './core/config.js';
-import { isEntity } from './core/entities.js';
 import { ConfigError } from './core/errors.js';
 import type { Logger } from './ports/logger.js';
 import type { ProgressEvent, ProgressListener } from './ports/progress.js';
@@ -68,6 +67,8 @@ export interface LocalRuntime extends IngestPorts {
  */
 export interface StatusSnapshot {
   readonly pid: number;
+  /** The writer's start time (see processAlive): a snapshot left by a killed run is not shown. */
+  readonly started: string | undefined;
   readonly writtenAt: string;
   readonly warehouse: WarehouseStatus;
   readonly progress: ProgressEvent | undefined;
@@ -115,6 +116,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
   const events = new EventLogPublisher(paths.events);
   const clock = new SystemClock();
   const randomness = new CryptoRandomness();
+  const self = thisProcess();
   let latest: ProgressEvent | undefined;
   let figures: WarehouseStatus | undefined;
   let lastWrite = 0;
@@ -122,7 +124,8 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
   const writeSnapshot = () => {
     if (!figures) return;
     const snapshot: StatusSnapshot = {
-      pid: process.pid,
+      pid: self.pid,
+      started: self.started,
       writtenAt: new Date().toISOString(),
       warehouse: figures,
       progress: latest,
@@ -148,28 +151,10 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
     return refreshing;
   };
   let runtime: LocalRuntime | undefined;
-  // The merges report each step they run (the workflow calls the warehouse once per step).
-  const reporting = new Proxy(warehouse, {
-    get(target, property, receiver) {
-      if (property === 'runStep') {
-        return (step: string, params: Readonly<Record<string, string>>) => {
-          // ods_{entity} merges an entity, then dmt_sales_items carries it into the mart; the rest is bookkeeping.
-          const entity = step.startsWith('ods_')
-            ? step.slice(4)
-            : step.startsWith('dmt_')
-              ? latest?.entity
-              : '';
-          if (entity && isEntity(entity)) runtime?.progress({ stage: 'merge', entity, step });
-          return target.runStep(step, params);
-        };
-      }
-      const value = Reflect.get(target, property, receiver);
-      return typeof value === 'function' ? value.bind(target) : value;
-    },
-  });
   const workflows = new LocalWorkflowRunner(
     loadWorkflow(repositoryPath('workflows/merge.yaml'), repositoryPath('sql/')),
-    { warehouse: reporting, events, clock, randomness, logger },
+    // The merges report each script they start, as the rest of the work does.
+    { warehouse, events, clock, randomness, logger, progress: (event) => runtime?.progress(event) },
   );
   runtime = {
     store,
@@ -185,10 +170,11 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
       const moved = latest?.entity !== event.entity || latest?.stage !== event.stage;
       latest = event;
       runtime?.onProgress?.(event);
-      if (moved || Date.now() - lastWrite >= SNAPSHOT_EVERY_MS) {
-        writeSnapshot();
-        void refresh();
-      }
+      // A file about to load or a merge step about to run: the steps before it changed the
+      // warehouse, so its figures are read again. Pages fetched change only the progress.
+      // The figures are read before that work, in the warehouse's queue; the progress is written now.
+      if (moved || event.stage !== 'extract' || Date.now() - lastWrite >= SNAPSHOT_EVERY_MS) writeSnapshot();
+      if (event.stage !== 'extract') void refresh();
     },
     snapshot: refresh,
     close: () => {
@@ -227,7 +213,7 @@ export function readSnapshot(home: string): StatusSnapshot | undefined {
   } catch {
     return undefined;
   }
-  if (!processAlive(snapshot.pid, undefined)) return undefined;
+  if (!processAlive(snapshot.pid, snapshot.started)) return undefined;
   const w = snapshot.warehouse;
   return {
     ...snapshot,
@@ -279,14 +265,20 @@ export function processAlive(pid: number, started: string | undefined): boolean 
   }
 }
 
+/** This process's pid and start time, as processAlive checks them. */
+function thisProcess(): { pid: number; started: string | undefined } {
+  const proc = procStat(process.pid);
+  return { pid: process.pid, started: typeof proc === 'object' ? proc.started : undefined };
+}
+
 export function localHolder(owner: string): Holder {
   const host = hostname();
-  const self = procStat(process.pid);
+  const self = thisProcess();
   return {
     owner,
     host,
-    pid: process.pid,
-    started: typeof self === 'object' ? self.started : undefined,
+    pid: self.pid,
+    started: self.started,
     isAlive: (otherHost, pid, started) => (otherHost === host ? processAlive(pid, started) : undefined),
   };
 }

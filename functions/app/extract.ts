@@ -168,11 +168,12 @@ export async function extract(
  */
 async function announceFailure(ports: ExtractPorts, entity: Entity, error: unknown): Promise<void> {
   const stopped = error instanceof StoppedError;
+  const reason = describeError(error);
   // INFO: the error itself reaches the caller (the CLI's one line, the job's ERROR entry).
   ports.logger.log('INFO', stopped ? 'run stopped' : 'run failed', {
     entity,
     event: 'connector.run.failed',
-    reason: describeError(error),
+    reason,
   });
   if (!ports.events) return;
   await publish(
@@ -180,7 +181,7 @@ async function announceFailure(ports: ExtractPorts, entity: Entity, error: unkno
     {
       type: 'connector.run.failed',
       entity,
-      data: { reason: describeError(error), stopped, resumable: true },
+      data: { reason, stopped, resumable: true },
     },
   ).catch((publishError: unknown) => {
     ports.logger.log('WARNING', 'could not publish connector.run.failed', {

@@ -38,6 +38,9 @@ export interface ProcessReport {
   readonly hidden: readonly string[];
 }
 
+/** The loader's settings, and how long a file a person copies into a folder bucket must stay unchanged. */
+export type ProcessSettings = IngestSettings & { readonly quietMs?: number };
+
 export interface ProcessOptions {
   /** Asks to stop between files (the file being loaded is finished or, if killed, recovered next time). */
   readonly signal?: AbortSignal | undefined;
@@ -57,7 +60,7 @@ const MAX_SETTLE_WAIT_MS = 30_000;
  */
 export async function processWaiting(
   ports: IngestPorts,
-  settings: IngestSettings & { readonly quietMs?: number },
+  settings: ProcessSettings,
   entities: readonly Entity[] = ENTITIES,
   options: ProcessOptions = {},
 ): Promise<ProcessReport> {
@@ -167,7 +170,7 @@ export interface RunStep {
 export async function runEntities(
   entities: readonly Entity[],
   ports: { extract: ExtractPorts; ingest: IngestPorts },
-  settings: { extract: ExtractSettings; ingest: IngestSettings & { readonly quietMs?: number } },
+  settings: { extract: ExtractSettings; ingest: ProcessSettings },
   onStep: (step: RunStep) => void = () => undefined,
 ): Promise<RunStep[]> {
   const steps: RunStep[] = [];

@@ -59,11 +59,10 @@ import { ConfigError, describeError, StoppedError, UsageError } from '../core/er
 import { Secret } from '../core/secret.js';
 import { splitStatements } from '../core/sql-script.js';
 import type { Logger, Severity } from '../ports/logger.js';
-import type { ProgressEvent } from '../ports/progress.js';
 import type { WarehouseStatus } from '../ports/warehouse.js';
 import { startSandbox } from '../sandbox/server.js';
 import { isMainModule } from './main-module.js';
-import { ProgressDisplay } from './progress-display.js';
+import { describeProgress, ProgressDisplay } from './progress-display.js';
 
 export interface CliIo {
   readonly stdout: Output;
@@ -218,17 +217,6 @@ async function localStatus(home: string): Promise<{ report: PipelineStatus; note
     return { report, note: reader ? '' : 'No warehouse yet: nothing has been loaded.\n\n' };
   } finally {
     reader?.close();
-  }
-}
-
-function describeProgress(event: ProgressEvent): string {
-  switch (event.stage) {
-    case 'extract':
-      return `${event.entity} extract, ${event.pages}${event.pagesTotal ? `/${event.pagesTotal}` : ''} pages, ${event.records} records`;
-    case 'load':
-      return `${event.entity} load, file ${event.file}/${event.files}`;
-    case 'merge':
-      return `${event.entity} merge, step ${event.step}`;
   }
 }
 

@@ -35,7 +35,7 @@ export class ProgressDisplay {
     if (this.mode === 'tty') {
       if (!changed && now - this.lastDraw < 100) return;
       this.lastDraw = now;
-      this.draw(describe(event, (now - this.stageStarted) / 1000));
+      this.draw(`${describeProgress(event)}, ${((now - this.stageStarted) / 1000).toFixed(1)} s`);
     } else if (this.mode === 'json') {
       if (!changed && now - this.lastJson < this.jsonEveryMs) return;
       this.lastJson = now;
@@ -68,18 +68,18 @@ export class ProgressDisplay {
 
 const number = new Intl.NumberFormat('en-US');
 
-function describe(event: ProgressEvent, seconds: number): string {
-  const time = `${seconds.toFixed(1)} s`;
+/** What the work is doing, in words: the progress line without its time, and `status` during a run. */
+export function describeProgress(event: ProgressEvent): string {
   switch (event.stage) {
     case 'extract': {
       const of = event.pagesTotal ? `/${number.format(event.pagesTotal)}` : '';
       const share = event.pagesTotal ? ` ${bar(event.pages / event.pagesTotal)}` : '';
-      return `${event.entity}: extract${share} ${number.format(event.pages)}${of} pages, ${number.format(event.records)} records, ${time}`;
+      return `${event.entity}: extract${share} ${number.format(event.pages)}${of} pages, ${number.format(event.records)} records`;
     }
     case 'load':
-      return `${event.entity}: load file ${event.file}/${event.files} (${(event.bytes / 2 ** 20).toFixed(1)} MiB), ${time}`;
+      return `${event.entity}: load file ${event.file}/${event.files} (${(event.bytes / 2 ** 20).toFixed(1)} MiB)`;
     case 'merge':
-      return `${event.entity}: merge ${event.step}, ${time}`;
+      return `${event.entity}: merge ${event.step}`;
   }
 }
 

@@ -209,7 +209,7 @@ describe('stopping a run, killing it, and watching it', () => {
     assert.ok(ms < 1000, `status took ${ms.toFixed(0)} ms`);
     assert.match(
       out,
-      /A run is in progress \(pid \d+\): warehouse figures as of \d\d:\d\d:\d\d UTC; now: sales /,
+      /A run is in progress \(pid \d+\): warehouse figures as of \d\d:\d\d:\d\d UTC; now: sales: extract /,
     );
     assert.match(out, /ods\.products\s+[1-9]\d*\n/, 'products, merged before sales, are counted');
     assert.match(out, /products\s+0\s+0\s+1\s+0/, 'files from the bucket: the products file archived');

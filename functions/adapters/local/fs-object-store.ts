@@ -284,6 +284,7 @@ export class FsObjectStore implements ObjectStore {
         throw new PreconditionFailedError(`${key} is not at generation ${options.ifGenerationMatch}`);
       }
     }
+    this.installed.delete(key);
     try {
       await unlink(path);
     } catch (error) {
@@ -316,6 +317,7 @@ export class FsObjectStore implements ObjectStore {
     await utimes(to, now, now);
     await this.pruneEmptyFolders(dirname(from));
     const info = await this.infoOf(destination, to);
+    this.installed.delete(source);
     this.installed.set(destination, info.generation);
     return info;
   }

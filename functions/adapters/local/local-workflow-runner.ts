@@ -6,6 +6,7 @@ import type { PipelineEvent } from '../../core/events.js';
 import type { Clock, Randomness } from '../../ports/clock.js';
 import type { EventPublisher } from '../../ports/events.js';
 import type { Logger } from '../../ports/logger.js';
+import type { ProgressListener } from '../../ports/progress.js';
 import type { StepCounts, Warehouse } from '../../ports/warehouse.js';
 import type { MergeExecution, WorkflowStarter } from '../../ports/workflows.js';
 import { WORKFLOW_FUNCTION_NAMES, workflowFunctions } from './workflows/functions.js';
@@ -70,6 +71,8 @@ interface Ports {
   readonly clock: Clock;
   readonly randomness: Randomness;
   readonly logger: Logger;
+  /** Told of each script a merge runs, as it starts it (the CLI's progress display). */
+  readonly progress?: ProgressListener | undefined;
   /**
    * Wraps every connector call (default: runs it). Fault-injection tests raise Google's
    * documented error shapes here, at the boundary where the service would raise them.
@@ -130,6 +133,7 @@ export class LocalWorkflowRunner implements WorkflowStarter {
           ),
         );
         const jobId = `local_${this.ports.randomness.uuid()}`;
+        this.ports.progress?.({ stage: 'merge', entity: execution.entity, step: script });
         try {
           const counts = await this.ports.warehouse.runStep(script, params);
           jobs.set(jobId, counts);
