@@ -809,28 +809,13 @@ describe("the operators' console: dashboard, alert recipients, runbooks", () => 
       const settings = { maxFileBytes: 1024 * 1024 };
       const sale =
         '{"id":1,"datetime":"2025-07-19T10:00:00Z","total_amount":"5","customer_id":"C1","items":[{"product_sku":"P1","quantity":1,"amount":"5"}]}';
-      const good = await rt.store.write('sales/in/good.json', `${sale}\n`);
-      assert.equal(
-        (
-          await ingestObject(
-            { bucket: 'b', name: 'sales/in/good.json', generation: good.generation },
-            ports,
-            settings,
-          )
-        ).status,
-        'loaded',
-      );
-      const bad = await rt.store.write('sales/in/bad.json', 'not json\n');
-      assert.equal(
-        (
-          await ingestObject(
-            { bucket: 'b', name: 'sales/in/bad.json', generation: bad.generation },
-            ports,
-            settings,
-          )
-        ).status,
-        'failed',
-      );
+      const drop = async (name: string, body: string) => {
+        const written = await rt.store.write(name, body);
+        return (await ingestObject({ bucket: 'b', name, generation: written.generation }, ports, settings))
+          .status;
+      };
+      assert.equal(await drop('sales/in/good.json', `${sale}\n`), 'loaded');
+      assert.equal(await drop('sales/in/bad.json', 'not json\n'), 'failed');
       await rt.store.write(
         'products/in/lost.json',
         '{"product_sku":"P1","description":"d","unit_amount":"1.50"}\n',
