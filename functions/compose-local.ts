@@ -70,6 +70,8 @@ export interface StatusSnapshot {
   /** The writer's start time (see processAlive): a snapshot left by a killed run is not shown. */
   readonly started: string | undefined;
   readonly writtenAt: string;
+  /** When `warehouse` was read (the progress is newer). */
+  readonly figuresAt: string;
   readonly warehouse: WarehouseStatus;
   readonly progress: ProgressEvent | undefined;
 }
@@ -119,6 +121,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
   const self = thisProcess();
   let latest: ProgressEvent | undefined;
   let figures: WarehouseStatus | undefined;
+  let figuresAt = '';
   let lastWrite = 0;
   let refreshing: Promise<void> | undefined;
   const writeSnapshot = () => {
@@ -127,6 +130,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
       pid: self.pid,
       started: self.started,
       writtenAt: new Date().toISOString(),
+      figuresAt,
       warehouse: figures,
       progress: latest,
     };
@@ -140,6 +144,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
       .status()
       .then((current) => {
         figures = current;
+        figuresAt = new Date().toISOString();
         writeSnapshot();
       })
       .catch((error: unknown) =>

@@ -54,8 +54,9 @@ export function pipelineVariables(scope: Construct): PipelineSettings {
       },
     ).listValue,
     // One e-mail notification channel per address (infra/constructs/alerting.ts). No backslash in
-    // the pattern: inside a Terraform expression "\." is an invalid HCL escape, not a regex one
-    // (https://github.com/hashicorp/terraform/issues/28232); "[.]" says the same.
+    // the pattern: a quoted Terraform string knows only the escapes \n \r \t \" \\ \uNNNN \UNNNNNNNN
+    // (https://developer.hashicorp.com/terraform/language/expressions/strings#escape-sequences),
+    // so "\." is refused before the regex sees it; "[.]" says the same.
     alertEmails: variable(
       'alert_emails',
       'E-mail addresses that receive every alert: one Cloud Monitoring e-mail notification channel each',

@@ -58,7 +58,10 @@ export interface ExtractPorts {
   readonly holder: Holder;
   /** Absent where no warehouse is wired (then only the bucket tells what was ingested). */
   readonly ingested?: IngestedSales | undefined;
-  /** Where finished runs are announced (`connector.run.finished`) and recorded (ops.connector_runs). */
+  /**
+   * Where runs are announced (`connector.run.finished`, or `connector.run.failed` for a run that
+   * started and ended unfinished) and finished runs recorded (ops.connector_runs).
+   */
   readonly events?: EventPublisher | undefined;
   readonly runLog?: Pick<Warehouse, 'recordConnectorRun'> | undefined;
   /** Pages fetched so far, for a person watching. */

@@ -16,12 +16,14 @@ import {
 } from '../core/loader-limits.js';
 import {
   archiveKey,
+  baseName,
   claimKey,
   errorSidecarKey,
   failedKey,
   inKey,
   isArrival,
   isLoadable,
+  isWaiting,
   parseClaimKey,
   parseObjectKey,
   rowsKeyOf,
@@ -61,6 +63,11 @@ export interface IngestSettings {
    * loader's timeout plus a minute, see core/loader-limits.ts).
    */
   readonly claimStaleAfterMs?: number;
+  /**
+   * For those who take files from a folder bucket's `in/` (process, the local reconciler): a
+   * file this process did not write is taken once unchanged this long (see settledFor).
+   */
+  readonly quietMs?: number;
 }
 
 export type IngestOutcome =
@@ -84,6 +91,7 @@ export type IngestOutcome =
 
 interface Claim {
   readonly entity: Entity;
+  /** Its path under `{entity}/in/` (see claimKey); archive/ and failed/ take only its last part. */
   readonly name: string;
   readonly generation: string;
   /** The name it arrived under in `{entity}/in/` (raw SYS_FILE_NAME). */
@@ -105,17 +113,19 @@ export async function ingestObject(
   settings: IngestSettings,
 ): Promise<IngestOutcome> {
   const parsed = parseObjectKey(event.name);
-  // A file in a subfolder of in/ is not loaded, but not left there either: it goes to failed/
-  // saying why, where replay puts it back directly in in/.
-  if (!isArrival(event.name) && (parsed?.state !== 'in' || event.name.endsWith('/')))
-    return { status: 'ignored', object: event.name, reason: 'not directly in {entity}/in/' };
-  if (!parsed) return { status: 'ignored', object: event.name, reason: 'not in the bucket layout' };
+  // A file in a subfolder of in/ (its finalize event fires too: the trigger is on the whole
+  // bucket, https://cloud.google.com/functions/docs/calling/storage) is not loaded, but not left
+  // there either: it is claimed with its path, and goes to failed/ saying why, where replay puts
+  // it back directly in in/.
+  if (!parsed || !isWaiting(event.name))
+    return { status: 'ignored', object: event.name, reason: 'not a file in {entity}/in/' };
+  const pathInIn = event.name.slice(inKey(parsed.entity, '').length);
   const claim: Claim = {
     entity: parsed.entity,
-    name: parsed.name,
+    name: pathInIn,
     generation: event.generation,
     objectName: event.name,
-    key: claimKey(parsed.entity, event.generation, parsed.name),
+    key: claimKey(parsed.entity, event.generation, pathInIn),
   };
   try {
     await ports.store.move(event.name, claim.key, {
@@ -318,7 +328,7 @@ async function settleClaim(
   const archivedObject = await destinationFor(
     ports.store,
     claim,
-    archiveKey(claim.entity, claim.name, load.loadedAt),
+    archiveKey(claim.entity, baseName(claim.name), load.loadedAt),
   );
   await ports.warehouse.recordFile({
     objectName: claim.objectName,
@@ -555,7 +565,7 @@ async function fail(
   const target = await destinationFor(
     ports.store,
     claim,
-    failedKey(claim.entity, claim.name, claimed.updated),
+    failedKey(claim.entity, baseName(claim.name), claimed.updated),
   );
   await ports.store.write(
     errorSidecarKey(target),

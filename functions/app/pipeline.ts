@@ -14,7 +14,7 @@ import {
   type ObjectState,
   parseObjectKey,
 } from '../core/object-keys.js';
-import type { ObjectInfo, ObjectStore } from '../ports/object-store.js';
+import { type ObjectInfo, type ObjectStore, settledFor } from '../ports/object-store.js';
 import type { ProgressListener } from '../ports/progress.js';
 import type { Warehouse, WarehouseStatus } from '../ports/warehouse.js';
 import { type ExtractPorts, type ExtractReport, type ExtractSettings, extract } from './extract.js';
@@ -34,12 +34,7 @@ export interface ProcessReport {
   readonly catchUpMerges: readonly Entity[];
   /** Files left in `in/` because they kept changing (still being copied in): the next process takes them. */
   readonly growing: readonly string[];
-  /** Hidden files in `in/` (`.name`: a copy tool's temporary file), never loaded. */
-  readonly hidden: readonly string[];
 }
-
-/** The loader's settings, and how long a file a person copies into a folder bucket must stay unchanged. */
-export type ProcessSettings = IngestSettings & { readonly quietMs?: number };
 
 export interface ProcessOptions {
   /** Asks to stop between files (the file being loaded is finished or, if killed, recovered next time). */
@@ -60,7 +55,7 @@ const MAX_SETTLE_WAIT_MS = 30_000;
  */
 export async function processWaiting(
   ports: IngestPorts,
-  settings: ProcessSettings,
+  settings: IngestSettings,
   entities: readonly Entity[] = ENTITIES,
   options: ProcessOptions = {},
 ): Promise<ProcessReport> {
@@ -68,10 +63,8 @@ export async function processWaiting(
   const outcomes: IngestOutcome[] = [...(await recoverClaims(ports, settings, entities))];
   const recovered = outcomes.length;
   const growing: string[] = [];
-  const hidden: string[] = [];
   for (const entity of entities) {
     throwIfStopped(signal);
-    hidden.push(...((await ports.store.hidden?.(`${entity}/in/`)) ?? []));
     const waiting = await settledObjects(ports, await ports.store.list(`${entity}/in/`), {
       quietMs: settings.quietMs ?? 0,
       signal,
@@ -117,7 +110,7 @@ export async function processWaiting(
       runId: ports.randomness.uuid(),
     });
   }
-  return { outcomes, recovered, catchUpMerges, growing, hidden };
+  return { outcomes, recovered, catchUpMerges, growing };
 }
 
 /**
@@ -130,10 +123,7 @@ async function settledObjects(
   options: { quietMs: number; signal: AbortSignal | undefined },
 ): Promise<{ ready: ObjectInfo[]; growing: string[] }> {
   const { store, clock } = ports;
-  const quiet = (o: ObjectInfo) =>
-    store.wroteWhole === undefined ||
-    store.wroteWhole(o) ||
-    clock.now().getTime() - o.updated.getTime() >= options.quietMs;
+  const quiet = (o: ObjectInfo) => settledFor(store, o, options.quietMs, clock.now());
   const ready = listed.filter(quiet);
   let pending = listed.filter((o) => !quiet(o));
   const deadline = clock.now().getTime() + MAX_SETTLE_WAIT_MS;
@@ -170,7 +160,7 @@ export interface RunStep {
 export async function runEntities(
   entities: readonly Entity[],
   ports: { extract: ExtractPorts; ingest: IngestPorts },
-  settings: { extract: ExtractSettings; ingest: ProcessSettings },
+  settings: { extract: ExtractSettings; ingest: IngestSettings },
   onStep: (step: RunStep) => void = () => undefined,
 ): Promise<RunStep[]> {
   const steps: RunStep[] = [];
@@ -265,8 +255,6 @@ export interface PipelineStatus {
   readonly staged: Record<Entity, number>;
   /** Files in failed/ now (a replayed one has left), newest first, with the sidecar's reason. */
   readonly failed: readonly FailedFile[];
-  /** Hidden files in `{entity}/in/`, which are never loaded (a copy tool's temporary names). */
-  readonly hidden: readonly string[];
   /** Absent when there is no warehouse yet. */
   readonly warehouse: WarehouseStatus | undefined;
 }
@@ -285,7 +273,6 @@ export async function status(ports: {
   const files = {} as FileCounts;
   const staged = {} as Record<Entity, number>;
   const failedObjects: ObjectInfo[] = [];
-  const hidden: string[] = [];
   for (const entity of ENTITIES) {
     const counts = Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as FileCounts[Entity];
     for (const object of await ports.store.list(`${entity}/`)) {
@@ -295,7 +282,6 @@ export async function status(ports: {
       counts[key.state]++;
       if (key.state === 'failed') failedObjects.push(object);
     }
-    hidden.push(...((await ports.store.hidden?.(`${entity}/in/`)) ?? []));
     // The connector's staged pages and parts, in its work area.
     staged[entity] = 0;
     for (const object of ports.work ? await ports.work.list(`${entity}/staging/runs/`) : []) {
@@ -322,5 +308,5 @@ export async function status(ports: {
   }
   const source = ports.warehouse;
   const warehouse = source === undefined ? undefined : 'status' in source ? await source.status() : source;
-  return { files, staged, failed, hidden, warehouse };
+  return { files, staged, failed, warehouse };
 }

@@ -1,7 +1,8 @@
 import { ENTITIES, type Entity } from '../core/entities.js';
 import { ClaimHeldError, describeError } from '../core/errors.js';
 import { CLAIM_STALE_AFTER_MS } from '../core/loader-limits.js';
-import { isArrival, parseClaimKey } from '../core/object-keys.js';
+import { isWaiting, parseClaimKey } from '../core/object-keys.js';
+import { settledFor } from '../ports/object-store.js';
 import {
   finishClaim,
   type IngestOutcome,
@@ -162,7 +163,11 @@ export async function reconcile(
     }
     for (const object of await ports.store.list(`${entity}/in/`)) {
       const age = now() - object.updated.getTime();
-      if (!isArrival(object.key) || age < settings.arrivalLostAfterMs) continue;
+      if (!isWaiting(object.key) || age < settings.arrivalLostAfterMs) continue;
+      if (!settledFor(ports.store, object, ingest.quietMs ?? 0, ports.clock.now())) {
+        busy++; // still being copied into a folder bucket: the next pass takes it
+        continue;
+      }
       await heal('arrival.loaded', entity, object.key, age, () =>
         ingestObject(
           { bucket: ports.store.location, name: object.key, generation: object.generation },

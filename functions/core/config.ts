@@ -48,8 +48,9 @@ export interface ApiSettings {
 export interface LoaderSettings {
   readonly maxFileBytes: number;
   /**
-   * Folder bucket only: a file in `in/` that this process did not write is taken once it has not
-   * changed for this long, so a file still being copied in is never loaded in part.
+   * Folder bucket only: a file in `in/` that this process did not write is taken (by process, run
+   * and the local reconciler) once it has not changed for this long, so that a copy still running
+   * is not loaded in part. A copy that stalls for longer than this is not detected.
    */
   readonly quietMs: number;
 }
@@ -429,14 +430,14 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
       'move a failed/ (or archive/) object, e.g. sales/failed/2025/07/19/10h/x.json, back to in/ and process it',
     detail:
       'With gs://BUCKET/OBJECT, moves it back to in/ of the deployed bucket; its arrival event loads it (watch file.loaded / file.failed).',
-    options: ['home', ...LOADER, ...LOGGED],
+    options: ['home', 'max-file-bytes', 'log-format', 'log-level'],
     positionals: ['OBJECT'],
   },
   status: {
     args: '[--home DIR] [--json] [--gcp]',
     summary: 'files per state, rows per table, orphans, rejects, last runs (works while a run is going)',
     detail:
-      'Reads only: it never creates or changes anything. While a run holds the local warehouse, the figures are those the run last wrote, and the header says when that was.',
+      'Reads only: it never creates or changes anything. While a run holds the local warehouse, the figures are those the run last wrote, and the header (with --json, `live`) says when they were read and what the run is doing.',
     options: ['home', 'json', 'gcp'],
   },
   rejects: {
@@ -463,7 +464,7 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
     summary:
       'heal what events missed: finish stale claims, load files whose event was lost, merge unmerged loads and mart changes not carried yet',
     detail: '--gcp: the deployed pipeline (what its scheduled reconciler job runs).',
-    options: ['home', 'gcp', 'json', ...LOADER, ...LOGGED],
+    options: ['home', 'gcp', 'json', ...LOADER, 'log-format', 'log-level'],
   },
   sandbox: {
     args: '[--port N] [--api-key KEY] [--seed N] [--sales N] [--products N] [--customers N] [--fault-rate F]',
@@ -486,6 +487,12 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
   version: { args: '', summary: 'print the version', options: [] },
 };
 
+/** The connector job's own settings, from the environment (besides GCP_SETTINGS and the connector options' variables). */
+export const CONNECTOR_JOB_SETTINGS = [
+  ['RETAIL_API_KEY_SECRET', 'the Secret Manager secret holding the API key (else RETAIL_API_KEY)'],
+  ['RETAIL_API_URL', 'base URL of the Retail API'],
+] as const;
+
 /** Settings of the deployed pipeline, read from the environment only (status --gcp, reconcile --gcp, the jobs). */
 export const GCP_SETTINGS = [
   ['GOOGLE_CLOUD_PROJECT', 'the Google Cloud project id'],
@@ -497,15 +504,11 @@ export const GCP_SETTINGS = [
   ['BIGQUERY_LOCATION', 'the location of the BigQuery datasets'],
   ['EVENTS_TOPIC', 'the Pub/Sub topic id of the pipeline events'],
   ['MERGE_WORKFLOW', 'the merge workflow, projects/P/locations/L/workflows/W'],
-  [
-    'RETAIL_API_KEY_SECRET',
-    'the connector job: the Secret Manager secret holding the API key (else RETAIL_API_KEY)',
-  ],
 ] as const;
 
 export const EXIT_CODES = `Exit codes: 0 all done; 2 usage or configuration error (a wrong API key included); 3 finished, but this
-  invocation sent at least one file to failed/; 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM (resumable);
-  1 any other failure.`;
+  invocation sent at least one file to failed/; 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM (resumable;
+  sandbox, which runs until stopped, exits 0); 1 any other failure.`;
 
 export const USAGE = `Usage: retail-pipeline <command> [options]
 
@@ -557,11 +560,13 @@ export function renderOptionsMarkdown(): string {
   const gcp = GCP_SETTINGS.map(
     ([n, h]) => `| — | \`${n}\` | — | status --gcp, reconcile --gcp, the jobs | ${h} |`,
   );
+  const job = CONNECTOR_JOB_SETTINGS.map(([n, h]) => `| — | \`${n}\` | — | the connector job | ${h} |`);
   return [
     '| option | environment | default | commands | what it sets |',
     '|---|---|---|---|---|',
     ...rows,
     ...gcp,
+    ...job,
   ].join('\n');
 }
 
@@ -636,7 +641,8 @@ function parse(command: Command, args: readonly string[], positionals: string[])
   } catch (error) {
     const message =
       (error as Error).message.split('\n')[0]?.replace(/\. To specify.*$/, '') ?? 'invalid arguments';
-    throw new UsageError(`${command}: ${message}`, { cause: error });
+    // Node's own text is reduced to its first sentence above; it is not repeated as a cause.
+    throw new UsageError(`${command}: ${message}`);
   }
 }
 

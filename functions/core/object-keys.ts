@@ -20,9 +20,18 @@ export function processingKey(entity: Entity, name: string): string {
   return `${entity}/processing/${name}`;
 }
 
-/** Where a loader keeps an object it claimed: the generation it claimed is part of the name. */
-export function claimKey(entity: Entity, generation: string, name: string): string {
-  return `${entity}/processing/${generation}/${name}`;
+/**
+ * Where a loader keeps an object it claimed: the generation it claimed is part of the name, and
+ * so is the object's whole path under `in/` (`x.json`, or `sub/x.json` for a file in a
+ * subfolder), so that finishing the claim later knows exactly which object it was.
+ */
+export function claimKey(entity: Entity, generation: string, pathInIn: string): string {
+  return `${entity}/processing/${generation}/${pathInIn}`;
+}
+
+/** The last part of a path (`x.json` of `sub/x.json`). */
+export function baseName(path: string): string {
+  return path.slice(path.lastIndexOf('/') + 1);
 }
 
 /** The raw rows the loader derived from a claimed file (deleted when the file is settled). */
@@ -33,13 +42,15 @@ export function rowsKeyOf(claim: string): string {
 export interface ParsedClaim {
   readonly entity: Entity;
   readonly generation: string;
+  /** The claimed object's path under `{entity}/in/` (see claimKey). */
   readonly name: string;
 }
 
 export function parseClaimKey(key: string): ParsedClaim | undefined {
-  const [entity, state, generation, name, ...rest] = key.split('/');
-  if (rest.length || !entity || state !== 'processing' || !generation || !name || !isEntity(entity))
-    return undefined;
+  const [entity, state, generation, ...path] = key.split('/');
+  const name = path.join('/');
+  if (!entity || state !== 'processing' || !generation || !isEntity(entity)) return undefined;
+  if (path.length === 0 || path.some((part) => part === '')) return undefined;
   if (name.endsWith('.rows.ndjson')) return undefined;
   return { entity, generation, name };
 }
@@ -76,6 +87,14 @@ export function parseObjectKey(key: string): ParsedKey | undefined {
   if (!entity || !state || !name || !isEntity(entity)) return undefined;
   if (!(OBJECT_STATES as readonly string[]).includes(state)) return undefined;
   return { entity, state: state as ObjectState, name };
+}
+
+/**
+ * Anything in `{entity}/in/` the loader acts on: an arrival, or a file in a subfolder (sent to
+ * failed/ saying why). A folder placeholder (a name ending in `/`) is not a file.
+ */
+export function isWaiting(key: string): boolean {
+  return parseObjectKey(key)?.state === 'in' && !key.endsWith('/');
 }
 
 /** True only for objects that should be loaded: a `.json` file directly in `{entity}/in/`. */

@@ -59,6 +59,7 @@ import { ConfigError, describeError, StoppedError, UsageError } from '../core/er
 import { Secret } from '../core/secret.js';
 import { splitStatements } from '../core/sql-script.js';
 import type { Logger, Severity } from '../ports/logger.js';
+import type { ProgressEvent } from '../ports/progress.js';
 import type { WarehouseStatus } from '../ports/warehouse.js';
 import { startSandbox } from '../sandbox/server.js';
 import { isMainModule } from './main-module.js';
@@ -193,7 +194,12 @@ function assertHome(home: string): void {
     );
 }
 
-async function localStatus(home: string): Promise<{ report: PipelineStatus; note: string }> {
+/** `status --json` adds `live` while a run holds the warehouse: who, when its figures were read, what it does. */
+type LocalStatus = PipelineStatus & {
+  readonly live?: { pid: number; figuresAt: string; progress: ProgressEvent | undefined } | undefined;
+};
+
+async function localStatus(home: string): Promise<{ report: LocalStatus; note: string }> {
   assertHome(home);
   const paths = localPaths(home);
   const ports = { store: new FsObjectStore(paths.bucket), work: new FsObjectStore(paths.work) };
@@ -206,9 +212,14 @@ async function localStatus(home: string): Promise<{ report: PipelineStatus; note
     const report = await status({ ...ports, warehouse: snapshot?.warehouse });
     const doing = snapshot?.progress ? `; now: ${describeProgress(snapshot.progress)}` : '';
     return {
-      report,
+      report: snapshot
+        ? {
+            ...report,
+            live: { pid: snapshot.pid, figuresAt: snapshot.figuresAt, progress: snapshot.progress },
+          }
+        : report,
       note: snapshot
-        ? `A run is in progress (pid ${snapshot.pid}): warehouse figures as of ${snapshot.writtenAt.slice(11, 19)} UTC${doing}.\n\n`
+        ? `A run is in progress (pid ${snapshot.pid}): warehouse figures as of ${snapshot.figuresAt.slice(11, 19)} UTC${doing}.\n\n`
         : 'The warehouse is in use by another process that keeps no snapshot: warehouse figures unavailable.\n\n',
     };
   }
@@ -303,10 +314,6 @@ async function execute(config: CliConfig, io: CliIo, env: Env): Promise<number> 
     }
     case 'rejects':
     case 'orphans': {
-      if (config.command === 'orphans' && config.entity && config.entity !== 'sales')
-        throw new UsageError(
-          'orphans: only sales have orphans (sale lines whose product or customer is missing)',
-        );
       const rows = await withReader(config.home, (warehouse) =>
         config.command === 'rejects' ? warehouse.rejects(config) : warehouse.orphans(config),
       );
@@ -468,17 +475,13 @@ export function formatProcessed(report: ProcessReport): string {
     (key) =>
       `left ${key}: it kept changing (still being copied in?); run process again once it is complete\n`,
   );
-  const hidden = report.hidden.map(
-    (key) =>
-      `not loaded ${key}: a hidden name (a copy tool's temporary file?); rename it without the dot to load it\n`,
-  );
   const resumed = [
     report.recovered ? `resumed: finished ${report.recovered} file(s) an interrupted run had claimed\n` : '',
     report.catchUpMerges.length
       ? `resumed: merged what an interrupted run loaded and left unmerged (${report.catchUpMerges.join(', ')})\n`
       : '',
   ];
-  return resumed.join('') + formatOutcomes(report.outcomes) + growing.join('') + hidden.join('');
+  return resumed.join('') + formatOutcomes(report.outcomes) + growing.join('');
 }
 
 /** The end of `run`: per entity what was fetched, loaded, rejected, left orphaned, and the time. */
@@ -555,14 +558,11 @@ export function formatStatus(report: PipelineStatus): string {
   const stagedLine = staged.length
     ? `\nConnector staging (pages and parts of an unfinished run, resumed by the next extract): ${staged.join(', ')}\n`
     : '';
-  const hidden = report.hidden.length
-    ? `Hidden files in in/, never loaded (rename without the dot to load): ${report.hidden.join(', ')}\n`
-    : '';
   const failures = report.failed.length
     ? `\nIn failed/ (newest first; retail-pipeline replay OBJECT):\n${report.failed.map((f) => `  ${f.object}: ${f.reason}`).join('\n')}\n`
     : '';
   const w = report.warehouse;
-  if (!w) return `${files}\n${stagedLine}${hidden}${failures}`;
+  if (!w) return `${files}\n${stagedLine}${failures}`;
   const tables = table(
     ['table', 'rows'],
     w.tables.map((t) => [t.table, t.rows]),
@@ -588,7 +588,7 @@ export function formatStatus(report: PipelineStatus): string {
         ]),
       )
     : 'last connector runs: none';
-  return `${files}\n${stagedLine}${hidden}\n${tables}\n\nOrphans: ${orphans} (retail-pipeline orphans)\nRejects: ${rejects} (retail-pipeline rejects)\n\n${runs}\n${failures}`;
+  return `${files}\n${stagedLine}\n${tables}\n\nOrphans: ${orphans} (retail-pipeline orphans)\nRejects: ${rejects} (retail-pipeline rejects)\n\n${runs}\n${failures}`;
 }
 
 /** How long a stopped command may take to reach a safe point before it exits anyway. */

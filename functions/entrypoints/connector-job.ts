@@ -16,19 +16,24 @@ import { isMainModule } from './main-module.js';
  * The connector as a Cloud Run Job task: `--endpoint sales|products|customers`
  * `[--start_sales_id N]` (the scheduler's per-entity overrides), settings from the environment,
  * the API key from Secret Manager. Exit codes: 0 done; 1 a transient failure (a retried task
- * resumes after the last durable page); 2 a configuration or usage error; 3 any other failure.
+ * resumes after the last durable page); 2 a configuration or usage error (a refused API key too);
+ * 3 any other failure; 143 stopped by SIGTERM (the next execution resumes).
  * Cloud Run retries a failed task whatever its code (up to the job's max retries), so a
  * terminal failure costs a few quick attempts; the code and the one-line error tell which it was.
  */
 export const JOB_EXIT = { ok: 0, transient: 1, config: 2, terminal: 3, sigterm: 143 } as const;
 
 /**
- * Cloud Run sends SIGTERM, then SIGKILL 10 seconds later, when it stops a container (a task
- * cancelled or over its timeout): https://cloud.google.com/run/docs/container-contract#lifecycle.
- * The task stops requesting pages at once, abandons those in flight, lets the pages it has
- * assemble, releases the lease and exits 143 within this many milliseconds.
+ * Cloud Run sends SIGTERM, then SIGKILL 10 seconds later, when it shuts a container instance
+ * down (https://cloud.google.com/run/docs/container-contract#instance-shutdown). The jobs' pages
+ * say only that a task over its timeout or cancelled is stopped
+ * (https://cloud.google.com/run/docs/configuring/task-timeout); we take the same contract for
+ * them, unverified. On SIGTERM the task stops requesting pages, abandons those in flight, lets
+ * the pages it has assemble; after this many milliseconds it releases the lease (at most
+ * JOB_LEASE_RELEASE_MS more) and exits 143: within 8 s in all.
  */
-export const JOB_STOP_GRACE_MS = 8000;
+export const JOB_STOP_GRACE_MS = 7000;
+const JOB_LEASE_RELEASE_MS = 1000;
 
 export async function runConnectorJob(
   argv: readonly string[],
@@ -83,7 +88,7 @@ if (isMainModule(import.meta.url)) {
   process.once('SIGTERM', () => {
     controller.abort('SIGTERM');
     setTimeout(() => {
-      void Lease.releaseAll(1000).finally(() => process.exit(JOB_EXIT.sigterm));
+      void Lease.releaseAll(JOB_LEASE_RELEASE_MS).finally(() => process.exit(JOB_EXIT.sigterm));
     }, JOB_STOP_GRACE_MS).unref();
   });
   runConnectorJob(process.argv.slice(2), process.env, controller.signal).then((code) => process.exit(code));

@@ -7,7 +7,7 @@ import {
 } from '../app/ingest-object.js';
 import { buildLogger, gcpLoaderDependencies } from '../compose.js';
 import { isRetryable, PipelineError } from '../core/errors.js';
-import { isArrival } from '../core/object-keys.js';
+import { isWaiting } from '../core/object-keys.js';
 import type { Logger } from '../ports/logger.js';
 
 /**
@@ -46,7 +46,7 @@ export function loaderHandler(
   let built: Promise<LoaderDependencies> | undefined;
   return async (event) => {
     const object = decodeFinalizeEvent(event);
-    if (!object || !isArrival(object.name)) {
+    if (!object || !isWaiting(object.name)) {
       logger.log('INFO', 'event ignored: not an object in {entity}/in/', {
         eventId: event.id,
         object: object?.name,

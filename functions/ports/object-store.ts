@@ -56,11 +56,21 @@ export interface ObjectStore {
   /**
    * Where an object can be seen before it is whole (a folder, into which a person copies a file):
    * true when this store itself put this generation in place, whole. Absent where every object
-   * is whole once listed (GCS finalizes an object only when its upload completes).
+   * is whole once listed: a GCS object exists, and is listed, only once its upload succeeded
+   * (https://cloud.google.com/storage/docs/consistency; the pipeline's buckets are regional, not
+   * zonal buckets with appendable objects).
    */
   wroteWhole?(info: ObjectInfo): boolean;
-  /** Where names can be hidden (a folder): the hidden files (`.name`) directly under `prefix`. */
-  hidden?(prefix: string): Promise<string[]>;
+}
+
+/**
+ * Whether an object can be taken from `in/`: whole by construction (a store that lists only whole
+ * objects, or one this store wrote itself), or unchanged for `quietMs` (a file a person copies
+ * into a folder: a copy still running keeps changing it).
+ */
+export function settledFor(store: ObjectStore, info: ObjectInfo, quietMs: number, now: Date): boolean {
+  if (store.wroteWhole === undefined || store.wroteWhole(info)) return true;
+  return now.getTime() - info.updated.getTime() >= quietMs;
 }
 
 /** copyTo between stores of different kinds: the bytes stream through, create-only if asked. */

@@ -48,7 +48,16 @@ export class Reconciler extends Construct {
               // `command` replaces the image's ENTRYPOINT (the connector's), `args` its CMD
               // (https://cloud.google.com/run/docs/reference/rest/v2/Container).
               command: ['node'],
-              args: ['dist/functions/entrypoints/cli.js', 'reconcile', '--gcp', '--log-format', 'json'],
+              // INFO: the log-based metrics count its file.loaded and file.failed entries (alerting.ts).
+              args: [
+                'dist/functions/entrypoints/cli.js',
+                'reconcile',
+                '--gcp',
+                '--log-format',
+                'json',
+                '--log-level',
+                'INFO',
+              ],
               resources: { limits: { cpu: '1', memory: LOADER_MEMORY } },
               env: Object.entries(props.environment).map(([name, value]) => ({ name, value })),
             },

@@ -40,6 +40,22 @@ describe('GcsObjectStore requests', () => {
     );
   });
 
+  test('a name GCS refuses (over 1024 bytes, or a line feed) is refused, and a claim of a long arrival cannot be made', async () => {
+    await assert.rejects(store.write(`sales/in/${'x'.repeat(1020)}.json`, 'x\n'), /object name is not valid/);
+    await assert.rejects(store.write('sales/in/a\nb.json', 'x\n'), /object name is not valid/);
+    // An arrival that fits, whose claim key (processing/ and the generation added) does not.
+    const name = `sales/in/${'y'.repeat(1000)}.json`;
+    const info = await store.write(name, 'x\n');
+    await assert.rejects(
+      store.move(name, `sales/processing/${info.generation}/${name.slice('sales/in/'.length)}`, {
+        ifSourceGenerationMatch: info.generation,
+        ifDestinationAbsent: true,
+      }),
+      /object name is not valid/,
+    );
+    assert.ok(await store.stat(name), 'the arrival stays where it was');
+  });
+
   test('a claim is a rewrite pinned to the source generation, then a delete pinned to it too', async () => {
     const info = await store.write('sales/in/a.json', 'x\n');
     fake.clearRequests();

@@ -141,6 +141,14 @@ export function md5Base64(buf) {
   return crypto.createHash('md5').update(buf).digest('base64');
 }
 
+/** An error a handler raises deep inside (e.g. an invalid object name), answered as is. */
+class FakeApiError extends Error {
+  constructor(response) {
+    super(response.json?.error?.message ?? 'fake-gcp error');
+    this.response = response;
+  }
+}
+
 /** Error body in the Google JSON API format ({ error: { code, message, errors: [...], status } }). */
 function apiError(code, reason, message, extra = {}) {
   const status = {
@@ -306,7 +314,10 @@ async function startRecordingServer({
         }
         if (fault?.delayMs) await new Promise((r) => setTimeout(r, fault.delayMs));
       } catch (e) {
-        out = apiError(500, 'backendError', `fake-gcp internal error: ${e?.stack || e}`);
+        out =
+          e instanceof FakeApiError
+            ? e.response
+            : apiError(500, 'backendError', `fake-gcp internal error: ${e?.stack || e}`);
       }
       rec.status = out.status;
       rec.response = out.json;
@@ -449,6 +460,11 @@ export async function startFakeGcs(opts = {}) {
 
   /** Build the stored object (data + metadata) for a write. */
   function writeObject(bucket, name, data, meta = {}, extra = {}) {
+    // Object names are 1 to 1024 bytes of UTF-8, with no carriage return or line feed
+    // (https://cloud.google.com/storage/docs/objects#naming); GCS refuses any other name.
+    if (!name || Buffer.byteLength(name, 'utf8') > 1024 || /[\r\n]/.test(name)) {
+      throw new FakeApiError(apiError(400, 'invalid', 'The specified object name is not valid.'));
+    }
     const b = bucketMap(bucket, true);
     const now = new Date().toISOString();
     const generation = nextGeneration++;

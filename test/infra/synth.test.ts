@@ -371,7 +371,16 @@ describe('CDKTF synthesis', () => {
     assert.equal(container.image, '${var.connector_image}');
     assert.deepEqual(
       [...container.command, ...container.args],
-      ['node', 'dist/functions/entrypoints/cli.js', 'reconcile', '--gcp', '--log-format', 'json'],
+      [
+        'node',
+        'dist/functions/entrypoints/cli.js',
+        'reconcile',
+        '--gcp',
+        '--log-format',
+        'json',
+        '--log-level',
+        'INFO',
+      ],
     );
     assert.equal(container.resources.limits.memory, LOADER_MEMORY);
     assert.match(ref(job.template.template.service_account), /sa-reconciler\.email$/);

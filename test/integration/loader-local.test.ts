@@ -115,6 +115,26 @@ describe('the loader on the local runtime', () => {
       );
     }));
 
+  test('a subfolder file claimed, then left by a crash, is recovered as what it was: failed, never loaded under another name', () =>
+    withRuntime(async (rt) => {
+      const written = await rt.store.write('sales/in/nested/a.json', '{"id": 1}\n');
+      // The claim a loader makes before it crashes: the path under in/ is kept in the claim key.
+      await rt.store.move('sales/in/nested/a.json', claimKey('sales', written.generation, 'nested/a.json'), {
+        ifSourceGenerationMatch: written.generation,
+        ifDestinationAbsent: true,
+      });
+      const [outcome, ...more] = await recoverClaims(rt, settings, ['sales']);
+      assert.equal(more.length, 0);
+      assert.equal(outcome?.status, 'failed');
+      assert.match(outcome?.status === 'failed' ? outcome.reason : '', /in a subfolder of sales\/in\//);
+      assert.equal(outcome?.object, 'sales/in/nested/a.json');
+      assert.equal(Number((await rt.warehouse.query('SELECT count(*) AS n FROM raw.sales'))[0]?.n), 0);
+      assert.deepEqual(
+        (await rt.store.list('sales/')).map((o) => o.key.replace(/\/\d{4}\/\d\d\/\d\d\/\d\dh\//, '/DATE/')),
+        ['sales/failed/DATE/a.json', 'sales/failed/DATE/a.json.error.json'],
+      );
+    }));
+
   const rejected: [string, string | Buffer, RegExp, IngestSettings?][] = [
     ['empty.json', '', /the file holds no records/],
     ['blank.json', '\n\n  \n', /the file holds no records/],

@@ -32,6 +32,30 @@ const count = async (warehouse: { query(sql: string): Promise<Record<string, unk
   Number((await warehouse.query(sql))[0]?.n);
 
 describe('the reconciler on the local runtime', () => {
+  test('a file still being copied into in/ is left for the next pass; a subfolder file goes to failed/', async () => {
+    await using dir = await tempDir();
+    const rt = await openLocalRuntime(dir.path, new MemoryLogger());
+    try {
+      // Written by a person (not through this store), just now: it may still be growing.
+      await rt.store.write('products/in/sub/deep.json', `${PRODUCT('P2')}\n`);
+      await writeFile(rt.store.pathOf('products/in/copying.json'), `${PRODUCT('P1')}\n`);
+      const first = await reconcile(rt, { ...settings, quietMs: 60_000 }, EXCLUSIVE_RECONCILE_SETTINGS);
+      assert.equal(first.busy, 1);
+      assert.deepEqual(
+        first.outcomes.map((o) => [o.status, o.object]),
+        [['failed', 'products/in/sub/deep.json']],
+      );
+      assert.ok(await rt.store.stat('products/in/copying.json'), 'left in in/');
+      const second = await reconcile(rt, { ...settings, quietMs: 0 }, EXCLUSIVE_RECONCILE_SETTINGS);
+      assert.deepEqual(
+        second.outcomes.map((o) => [o.status, o.object]),
+        [['loaded', 'products/in/copying.json']],
+      );
+    } finally {
+      rt.close();
+    }
+  });
+
   test('finishes a claim a crash left, loads a file whose event was lost, merges a load left unmerged; publishes each', async () => {
     await using dir = await tempDir();
     const rt = await openLocalRuntime(dir.path, new MemoryLogger());

@@ -185,17 +185,6 @@ export class FsObjectStore implements ObjectStore {
     return this.installed.get(info.key) === info.generation;
   }
 
-  async hidden(prefix: string): Promise<string[]> {
-    const folder = prefix.endsWith('/') ? prefix.slice(0, -1) : prefix;
-    try {
-      const entries = await readdir(this.path(folder), { withFileTypes: true });
-      return entries.filter((e) => e.name.startsWith('.')).map((e) => `${folder}/${e.name}`);
-    } catch (error) {
-      if (code(error) === 'ENOENT' || code(error) === 'ENOTDIR') return [];
-      throw error;
-    }
-  }
-
   /**
    * Removes temporary files a killed process left behind. Call it only while no other process
    * writes this store (locally: while holding the warehouse, which one process holds at a time).
@@ -260,7 +249,9 @@ export class FsObjectStore implements ObjectStore {
         throw error;
       }
       for (const entry of entries) {
-        if (entry.name.startsWith('.')) continue;
+        // Only the store's own temporary folder is not an object: a file named `.x.json` is one,
+        // as it is on GCS.
+        if (dir === this.root && entry.name === TMP_DIR) continue;
         const path = join(dir, entry.name);
         const key = relative(this.root, path).split(sep).join('/');
         if (entry.isDirectory()) {
