@@ -1,3 +1,4 @@
+import { rmSync } from 'node:fs';
 import { App } from 'cdktf';
 import { isMainModule } from '../functions/entrypoints/main-module.js';
 import { prepareFunctionSource } from './function-source.js';
@@ -36,25 +37,33 @@ export function stateBucketFrom(env: Readonly<Record<string, string | undefined>
   return bucket;
 }
 
-export function buildApp(options: AppOptions): App {
+/**
+ * Synthesizes every stack into the outdir. The loader's source is bundled into a temporary
+ * folder, archived into the outdir's assets during synthesis, and the folder removed afterwards.
+ */
+export function synthApp(options: AppOptions): void {
   const app = new App({ outdir: options.outdir ?? 'cdktf.out' });
   const functionSource = prepareFunctionSource();
-  for (const env of ENVIRONMENTS) {
-    new PipelineStack(app, env.environment, {
-      ...env,
-      functionSourceDir: functionSource.dir,
-      stateBucket: options.stateBucket,
-    });
+  try {
+    for (const env of ENVIRONMENTS) {
+      new PipelineStack(app, env.environment, {
+        ...env,
+        functionSourceDir: functionSource.dir,
+        stateBucket: options.stateBucket,
+      });
+    }
+    app.synth();
+  } finally {
+    rmSync(functionSource.dir, { recursive: true, force: true });
   }
-  return app;
 }
 
 if (isMainModule(import.meta.url)) {
   try {
-    buildApp({
+    synthApp({
       outdir: process.env.CDKTF_OUTDIR ?? 'cdktf.out',
       stateBucket: stateBucketFrom(process.env),
-    }).synth();
+    });
   } catch (error) {
     process.stderr.write(`synth: ${(error as Error).message}\n`);
     process.exit(2);

@@ -23,10 +23,14 @@ import {
   inKey,
   isArrival,
   isLoadable,
+  isShortenedName,
   isWaiting,
+  NAME_TOO_LONG,
+  nameTooLong,
   parseClaimKey,
   parseObjectKey,
   rowsKeyOf,
+  shortenedName,
 } from '../core/object-keys.js';
 import { RecordShapeError, toRawRow } from '../core/raw-records.js';
 import type { Clock, Randomness } from '../ports/clock.js';
@@ -120,12 +124,15 @@ export async function ingestObject(
   if (!parsed || !isWaiting(event.name))
     return { status: 'ignored', object: event.name, reason: 'not a file in {entity}/in/' };
   const pathInIn = event.name.slice(inKey(parsed.entity, '').length);
+  // A name too long to be carried through processing/ and failed/ is claimed under a shortened
+  // one, which settling always fails (see settleClaim): it is never stranded in in/.
+  const claimName = nameTooLong(pathInIn) ? shortenedName(pathInIn) : pathInIn;
   const claim: Claim = {
     entity: parsed.entity,
-    name: pathInIn,
+    name: claimName,
     generation: event.generation,
     objectName: event.name,
-    key: claimKey(parsed.entity, event.generation, pathInIn),
+    key: claimKey(parsed.entity, event.generation, claimName),
   };
   try {
     await ports.store.move(event.name, claim.key, {
@@ -285,6 +292,11 @@ async function settleClaim(
   const claimed = await ports.store.stat(claim.key);
   if (!claimed) throw new ClaimHeldError(`${claim.key} was settled by another delivery meanwhile`);
   const claimedAt = claimed.updated;
+  if (isShortenedName(claim.name)) {
+    // A claim finished after a crash knows only the shortened name, not the one it came from.
+    const reason = nameTooLong(claim.objectName.slice(inKey(claim.entity, '').length)) ?? NAME_TOO_LONG;
+    return fail(claim, claimed, ports, logger, new FileRejectedError(reason));
+  }
   if (!isArrival(claim.objectName)) {
     return fail(
       claim,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { type Entity, isEntity } from './entities.js';
 import { compactTimestamp, dayStamp, fileStamp, hourPath } from './time.js';
 
@@ -27,6 +28,58 @@ export function processingKey(entity: Entity, name: string): string {
  */
 export function claimKey(entity: Entity, generation: string, pathInIn: string): string {
   return `${entity}/processing/${generation}/${pathInIn}`;
+}
+
+/**
+ * The longest names the layout carries through every state. A file's claim, rows, archive,
+ * failed and sidecar names add up to ~60 bytes to its name, and GCS refuses object names over
+ * 1,024 bytes of UTF-8 (https://cloud.google.com/storage/docs/objects#naming); a folder bucket's
+ * file name is at most 255 bytes (Linux NAME_MAX), to which the rows, sidecar and generation
+ * suffixes add up to ~45.
+ */
+export const MAX_PATH_IN_IN_BYTES = 900;
+export const MAX_FILE_NAME_BYTES = 200;
+
+/** The marker that ends the claim name of a file whose name is too long for the layout. */
+const TOO_LONG_SUFFIX = '.name-too-long';
+
+/**
+ * Why a path under `{entity}/in/` cannot be carried through the layout under its own name, or
+ * undefined when it can.
+ */
+export function nameTooLong(pathInIn: string): string | undefined {
+  const path = Buffer.byteLength(pathInIn);
+  const longest = Math.max(...pathInIn.split('/').map((part) => Buffer.byteLength(part)));
+  if (path <= MAX_PATH_IN_IN_BYTES && longest <= MAX_FILE_NAME_BYTES) return undefined;
+  return tooLong(
+    `${path} bytes under in/, ${longest} in its longest part; at most ${MAX_PATH_IN_IN_BYTES} and ${MAX_FILE_NAME_BYTES}`,
+  );
+}
+
+const tooLong = (figures: string) =>
+  `its name is too long for the bucket layout (${figures}): rename it shorter and upload it to in/ again`;
+
+/** The reason when the original name is no longer known (a shortened claim finished after a crash). */
+export const NAME_TOO_LONG = tooLong(
+  `at most ${MAX_PATH_IN_IN_BYTES} bytes under in/ and ${MAX_FILE_NAME_BYTES} in one part`,
+);
+
+/**
+ * The name a file whose name is too long is claimed and settled in failed/ under: the start of
+ * its last part, a digest of its whole path, and a marker that is never loadable (it does not end
+ * .json), so a claim finished after a crash knows to fail it too.
+ */
+export function shortenedName(pathInIn: string): string {
+  const digest = createHash('sha256').update(pathInIn).digest('hex').slice(0, 12);
+  const start = Buffer.from(baseName(pathInIn))
+    .subarray(0, 100)
+    .toString('utf8')
+    .replace(/\uFFFD+$/, '');
+  return `${start}~${digest}${TOO_LONG_SUFFIX}`;
+}
+
+export function isShortenedName(name: string): boolean {
+  return name.endsWith(TOO_LONG_SUFFIX);
 }
 
 /** The last part of a path (`x.json` of `sub/x.json`). */

@@ -18,7 +18,7 @@ import { splitStatements } from '../../functions/core/sql-script.js';
 import { runOverrides } from '../../infra/constructs/connector.js';
 import { promqlName } from '../../infra/constructs/dashboard.js';
 import { FUNCTION_NODE_MAJOR, prepareFunctionSource } from '../../infra/function-source.js';
-import { buildApp, ENVIRONMENTS, STATE_BUCKET_ENV, stateBucketFrom } from '../../infra/main.js';
+import { ENVIRONMENTS, STATE_BUCKET_ENV, stateBucketFrom, synthApp } from '../../infra/main.js';
 import { REQUIRED_APIS } from '../../infra/stack.js';
 import { schemaTables } from '../helpers/bigquery-script.js';
 import { tempDir } from '../helpers/fakes.js';
@@ -37,7 +37,7 @@ const stacks: Record<string, Json> = {};
 
 before(() => {
   outdir = mkdtempSync(join(tmpdir(), 'synth-'));
-  buildApp({ outdir, stateBucket: 'example-tfstate' }).synth();
+  synthApp({ outdir, stateBucket: 'example-tfstate' });
   for (const { environment } of ENVIRONMENTS) {
     stacks[environment] = JSON.parse(
       readFileSync(join(outdir, 'stacks', environment, 'cdk.tf.json'), 'utf8'),

@@ -347,4 +347,25 @@ describe('the GCP runtime against the Pub/Sub emulator, HTTP-level GCS and the F
       received.find((r) => r.data.type === 'file.failed' && r.data.object === 'sales/in/broken.json'),
     );
   });
+
+  test('a file whose name is too long for the layout goes to failed/ under a shortened name, saying why', async () => {
+    // It fits GCS's 1,024 bytes in in/, but its claim name (processing/ and the generation) would not.
+    const name = `customers/in/${'é'.repeat(480)}.json`;
+    const info = await store.write(name, '{"customer_id":"LONG-1"}\n');
+    const raw = await count('raw.customers');
+    assert.equal(await deliver(name, info.generation, 'binary'), 204);
+    assert.equal(await store.stat(name), undefined, 'nothing left in in/');
+    assert.deepEqual(await store.list('customers/processing/'), []);
+    const failed = (await store.list('customers/failed/')).map((o) => o.key);
+    const file = failed.find((k) => k.endsWith('.name-too-long'));
+    assert.ok(file, failed.join(', '));
+    assert.ok(Buffer.byteLength(file) < 200, file);
+    const sidecar = JSON.parse(String(await store.read(`${file}.error.json`)));
+    assert.equal(sidecar.object, name);
+    assert.match(sidecar.reason, /name is too long .*rename it shorter/);
+    assert.equal(String(await store.read(file)), '{"customer_id":"LONG-1"}\n', 'the bytes are kept');
+    assert.equal(await count('raw.customers'), raw, 'nothing loaded');
+    assert.equal(await deliver(name, info.generation, 'structured'), 204, 'a second delivery is a duplicate');
+    assert.equal((await store.list('customers/failed/')).length, failed.length);
+  });
 });

@@ -10,7 +10,7 @@ import { processWaiting } from '../../functions/app/pipeline.js';
 import { openLocalRuntime } from '../../functions/compose-local.js';
 import { TransientError } from '../../functions/core/errors.js';
 import { LOADER_MAX_LINE_CHARS } from '../../functions/core/loader-limits.js';
-import { claimKey } from '../../functions/core/object-keys.js';
+import { claimKey, shortenedName } from '../../functions/core/object-keys.js';
 import type { ObjectStore } from '../../functions/ports/object-store.js';
 import { MemoryLogger, readEvents, tempDir } from '../helpers/fakes.js';
 
@@ -133,6 +133,37 @@ describe('the loader on the local runtime', () => {
         (await rt.store.list('sales/')).map((o) => o.key.replace(/\/\d{4}\/\d\d\/\d\d\/\d\dh\//, '/DATE/')),
         ['sales/failed/DATE/a.json', 'sales/failed/DATE/a.json.error.json'],
       );
+    }));
+
+  test('a file name too long for the layout (250 bytes in a folder bucket) goes to failed/ under a shortened name, also after a crash', () =>
+    withRuntime(async (rt) => {
+      const long = `${'a'.repeat(245)}.json`; // a file the folder can hold; its rows file name could not be
+      const written = await rt.store.write(`sales/in/${long}`, `${SALE(1)}\n`);
+      const outcome = await ingestObject(
+        { bucket: 'b', name: `sales/in/${long}`, generation: written.generation },
+        rt,
+        settings,
+      );
+      assert.equal(outcome.status, 'failed', JSON.stringify(outcome));
+      assert.match(
+        outcome.status === 'failed' ? outcome.reason : '',
+        /250 bytes under in\/.*rename it shorter/,
+      );
+      // The same file, claimed under its shortened name by a loader that then crashed.
+      const again = await rt.store.write(`sales/in/${long}`, `${SALE(2)}\n`);
+      await rt.store.move(`sales/in/${long}`, claimKey('sales', again.generation, shortenedName(long)), {
+        ifSourceGenerationMatch: again.generation,
+        ifDestinationAbsent: true,
+      });
+      const [recovered] = await recoverClaims(rt, settings, ['sales']);
+      assert.equal(recovered?.status, 'failed');
+      assert.match(recovered?.status === 'failed' ? recovered.reason : '', /name is too long/);
+      assert.equal(await count(rt, 'raw.sales'), 0, 'nothing loaded');
+      assert.deepEqual(await rt.store.list('sales/in/'), []);
+      assert.deepEqual(await rt.store.list('sales/processing/'), []);
+      const failed = (await rt.store.list('sales/failed/')).map((o) => o.key);
+      assert.equal(failed.filter((k) => k.endsWith('.name-too-long')).length, 2, failed.join('\n'));
+      assert.equal(failed.filter((k) => k.endsWith('.error.json')).length, 2);
     }));
 
   const rejected: [string, string | Buffer, RegExp, IngestSettings?][] = [
