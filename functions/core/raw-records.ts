@@ -1,5 +1,4 @@
 import type { Entity } from './entities.js';
-import { integerOf } from './json-text.js';
 import { apiFields, type Field, RAW_TABLES } from './schema.js';
 
 /**
@@ -66,10 +65,24 @@ function kindOf(value: unknown): string {
   return typeof value === 'object' ? 'an object' : `a ${typeof value}`;
 }
 
-function scalar(value: Json | undefined, path: string, line: number): string | null {
+/** A value's place in its record (`items[2].amount`), spelled out only when it is wrong. */
+function pathOf(name: string, index?: number, sub?: string): string {
+  return index === undefined ? name : sub === undefined ? `${name}[${index}]` : `${name}[${index}].${sub}`;
+}
+
+function scalar(
+  value: Json | undefined,
+  line: number,
+  name: string,
+  index?: number,
+  sub?: string,
+): string | null {
   if (value === undefined || value === null) return null;
   if (typeof value === 'string') return value;
-  throw new RecordShapeError(line, `${path} is ${kindOf(value)}, expected a single value`);
+  throw new RecordShapeError(
+    line,
+    `${pathOf(name, index, sub)} is ${kindOf(value)}, expected a single value`,
+  );
 }
 
 /** The fields of `record` that `known` does not name, or undefined when there are none. */
@@ -78,7 +91,7 @@ function extrasOf(
   known: ReadonlySet<string>,
 ): { [key: string]: Json } | undefined {
   let out: { [key: string]: Json } | undefined;
-  for (const key of Object.keys(record)) {
+  for (const key in record) {
     if (known.has(key)) continue;
     out ??= {};
     out[key] = record[key] as Json;
@@ -86,25 +99,30 @@ function extrasOf(
   return out;
 }
 
-function project(field: Field, value: Json | undefined, path: string, line: number): Json {
-  if (field.mode !== 'REPEATED') return scalar(value, path, line);
+function project(field: Field, value: Json | undefined, line: number): Json {
+  const name = field.name;
+  if (field.mode !== 'REPEATED') return scalar(value, line, name);
   // A missing or null list is an empty list (BigQuery's REPEATED fields cannot be NULL).
   if (value === undefined || value === null) return [];
-  if (!Array.isArray(value)) throw new RecordShapeError(line, `${path} is ${kindOf(value)}, expected a list`);
-  return value.map((element, i) => {
-    const at = `${path}[${i}]`;
+  if (!Array.isArray(value)) throw new RecordShapeError(line, `${name} is ${kindOf(value)}, expected a list`);
+  const subFields = field.fields ?? [];
+  const out: Json[] = new Array(value.length);
+  for (let i = 0; i < value.length; i++) {
+    const element = value[i] as Json;
     if (field.type !== 'STRUCT') {
-      if (element === null) throw new RecordShapeError(line, `${at} is null; a list cannot hold null`);
-      return scalar(element, at, line);
+      if (element === null)
+        throw new RecordShapeError(line, `${pathOf(name, i)} is null; a list cannot hold null`);
+      out[i] = scalar(element, line, name, i);
+      continue;
     }
     if (typeof element !== 'object' || element === null || Array.isArray(element)) {
-      throw new RecordShapeError(line, `${at} is ${kindOf(element)}, expected an object`);
+      throw new RecordShapeError(line, `${pathOf(name, i)} is ${kindOf(element)}, expected an object`);
     }
-    const out: { [key: string]: Json } = {};
-    for (const sub of field.fields ?? [])
-      out[sub.name] = scalar(element[sub.name], `${at}.${sub.name}`, line);
-    return out;
-  });
+    const projected: { [key: string]: Json } = {};
+    for (const sub of subFields) projected[sub.name] = scalar(element[sub.name], line, name, i, sub.name);
+    out[i] = projected;
+  }
+  return out;
 }
 
 /** What a raw table names, worked out once per entity (every line of every file asks). */
@@ -142,6 +160,12 @@ export interface RawRow {
   readonly extraFields: readonly string[];
 }
 
+/** A sale id that is a non-negative integer (blanks allowed around it), as integerOf reads one. */
+function saleIdOf(id: string): bigint | undefined {
+  const text = id.trim();
+  return /^\d{1,30}$/.test(text) ? BigInt(text) : undefined;
+}
+
 /** One line of a landed file as a raw row; throws RecordShapeError when it cannot be one. */
 export function toRawRow(
   entity: Entity,
@@ -161,8 +185,7 @@ export function toRawRow(
   const record = parsed as { [key: string]: Json };
   const shape = shapeOf(entity);
   const row: { [key: string]: Json } = {};
-  for (const field of shape.fields)
-    row[field.name] = project(field, record[field.name], field.name, lineNumber);
+  for (const field of shape.fields) row[field.name] = project(field, record[field.name], lineNumber);
   const extras = extrasOf(record, shape.names);
   const extraFields = Object.keys(extras ?? {});
   const items = shape.lines ? record[shape.lines.field.name] : undefined;
@@ -177,7 +200,10 @@ export function toRawRow(
     }
   }
   row.extras ??= extras ?? null;
-  const saleId =
-    entity === 'sales' && typeof row.id === 'string' ? integerOf(JSON.stringify(row.id)) : undefined;
-  return { json: JSON.stringify(sys ? { ...row, ...sys } : row), saleId, extraFields };
+  const saleId = entity === 'sales' && typeof row.id === 'string' ? saleIdOf(row.id) : undefined;
+  if (sys) {
+    row.SYS_DATE_CREATE = sys.SYS_DATE_CREATE;
+    row.SYS_FILE_NAME = sys.SYS_FILE_NAME;
+  }
+  return { json: JSON.stringify(row), saleId, extraFields };
 }

@@ -4,13 +4,21 @@
 -- Blanks around a value are allowed: spaces, tabs and line breaks.
 CREATE OR REPLACE MACRO rp_trim(x) AS trim(x, e' \t\n\r');
 
--- How the typing rules read a number (twin of rp_number in the GoogleSQL merges): its text as
+-- Exact decimal text (at most 9 decimals) as DECIMAL(38, 9). DuckDB 1.5 reads text into a
+-- DECIMAL wider than 18 digits about fifty times slower than into DECIMAL(18, 9) (measured by
+-- npm run bench: 0.7 s per 100,000 values), so a value of at most 9 integer digits, nearly all of
+-- them, goes through the narrow type, which widens exactly; a larger one (the narrow cast gives
+-- NULL) is read directly.
+CREATE OR REPLACE MACRO rp_decimal(s) AS
+  coalesce(CAST(TRY_CAST(s AS DECIMAL(18, 9)) AS DECIMAL(38, 9)), TRY_CAST(s AS DECIMAL(38, 9)));
+
+-- How the typing rules read a number, of trimmed text t (twin of rp_number in the GoogleSQL merges): its text as
 -- digits d and a power of ten k (value = ±d × 10^k, d without leading or trailing zeros), so that
 -- exponent forms (1.5e2) are judged by their exact value, with no float on the way. An integer
 -- field takes plain digits, or an exponent form whose value is a whole number; a decimal field
 -- takes any form exact at 9 decimals. The problem is the reason's wording. (Each list_transform
 -- over a one-element list binds a name once, as a let would.)
-CREATE OR REPLACE MACRO rp_number(x) AS list_transform([rp_trim(x)], t -> list_transform([{
+CREATE OR REPLACE MACRO rp_number_exact(t) AS list_transform([{
     'ok': regexp_full_match(t, '[+-]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?'),
     'plain': NOT contains(lower(t), 'e'),
     'has_point': contains(t, '.'),
@@ -49,11 +57,11 @@ CREATE OR REPLACE MACRO rp_number(x) AS list_transform([rp_trim(x)], t -> list_t
       END,
     'num_value': CASE WHEN n.ok AND (n.d = '' OR (n.k >= -9 AND length(n.d) + n.k <= 29))
                  THEN CASE WHEN n.d = '' THEN CAST(0 AS DECIMAL(38, 9))
-                      ELSE CAST((CASE WHEN n.neg THEN '-' ELSE '' END) || CASE
+                      ELSE rp_decimal((CASE WHEN n.neg THEN '-' ELSE '' END) || CASE
                         WHEN n.k >= 0 THEN n.d || repeat('0', least(n.k, 29))
                         WHEN length(n.d) > -n.k THEN substr(n.d, 1, length(n.d) + n.k) || '.' || substr(n.d, length(n.d) + n.k + 1)
                         ELSE '0.' || repeat('0', least(greatest(-n.k - length(n.d), 0), 9)) || n.d
-                      END AS DECIMAL(38, 9)) END
+                      END) END
                  END,
     'num_problem': CASE
         WHEN NOT n.ok THEN 'is not a number'
@@ -61,7 +69,22 @@ CREATE OR REPLACE MACRO rp_number(x) AS list_transform([rp_trim(x)], t -> list_t
         WHEN n.k < -9 THEN 'has more than 9 decimals'
         WHEN length(n.d) + n.k > 29 THEN 'is out of the NUMERIC range'
       END
-  })[1])[1])[1])[1];
+  })[1])[1])[1];
+
+-- rp_number of a value: the common forms (at most 18 integer digits, at most 9 decimals, no
+-- exponent) read directly, with the same result rp_number_exact gives them (the parity tests
+-- hold both to GoogleSQL); any other form by rp_number_exact. CASE evaluates a branch only for
+-- the rows that reach it, so the exact reading costs only the rare forms (npm run bench: typing
+-- 100,000 sales went from 7 s to under 1 s).
+CREATE OR REPLACE MACRO rp_number(x) AS list_transform([rp_trim(x)], t -> CASE
+  WHEN regexp_full_match(t, '[+-]?[0-9]{1,18}(\.[0-9]{1,9})?') THEN {
+    'int_value': CASE WHEN NOT contains(t, '.') THEN TRY_CAST(t AS BIGINT) END,
+    'int_problem': CASE WHEN contains(t, '.') THEN 'is not an integer' END,
+    'num_value': rp_decimal(t),
+    'num_problem': CAST(NULL AS VARCHAR)
+  }
+  ELSE rp_number_exact(t)
+END)[1];
 
 -- A datetime in one of the API's forms ("2025-07-19T10:15:00Z", "...+02:00", "...00.123Z",
 -- naive "2025-07-19 10:15:00" meaning UTC), converted to UTC and stored without zone.

@@ -42,6 +42,8 @@ if (!mode || !url || !key || !home || !concurrency)
   throw new Error('usage: worker bare|extract|pipeline URL KEY HOME CONCURRENCY | worker load HOME');
 const started = performance.now();
 let records = 0;
+/** Milliseconds per `{entity} {stage}` (pipeline mode). */
+const stages: Record<string, number> = {};
 const api = { apiUrl: url, apiKey: new Secret(key) };
 const connector = connectorSettings({ concurrency: String(concurrency) }, {});
 const logger = new JsonLogger(() => undefined, { format: 'json', minSeverity: 'ERROR' });
@@ -72,19 +74,45 @@ if (mode === 'bare') {
   const report = await extract({ entity: 'sales' }, ports, extractSettings(connector));
   records = report.runs.reduce((n, r) => n + r.records, 0);
 } else {
+  // As `run` wires it (the status snapshot included); every progress event marks where the time
+  // goes: the stage and entity it names run from that event to the next one of another stage.
   const runtime = await openLocalRuntime(home, logger);
-  const steps = await runEntities(
-    ENTITIES,
-    { extract: localExtractPorts({ home, api, connector, logger, runtime }), ingest: runtime },
-    { extract: extractSettings(connector), ingest: { maxFileBytes: 2 ** 30 } },
-  );
+  let current = 'open';
+  let since = performance.now();
+  const mark = (stage: string) => {
+    if (stage === current) return;
+    const now = performance.now();
+    stages[current] = (stages[current] ?? 0) + now - since;
+    current = stage;
+    since = now;
+  };
+  runtime.onProgress = (event) => mark(`${event.entity} ${event.stage}`);
+  const steps = [];
+  for (const entity of ENTITIES) {
+    mark(`${entity} extract`);
+    steps.push(
+      ...(await runEntities(
+        [entity],
+        {
+          extract: {
+            ...localExtractPorts({ home, api, connector, logger, runtime }),
+            progress: runtime.progress,
+          },
+          ingest: runtime,
+        },
+        { extract: extractSettings(connector), ingest: { maxFileBytes: 2 ** 30 } },
+      )),
+    );
+  }
+  mark('close');
   records = steps.flatMap((s) => s.extract.runs).reduce((n, r) => n + r.records, 0);
   const [mart] = await runtime.warehouse.query('SELECT count(*) AS n FROM dmt.sales_items');
   runtime.close();
+  mark('end');
   process.stderr.write(`mart rows: ${mart?.n}\n`);
 }
 
 const ms = performance.now() - started;
 process.stdout.write(
-  `${JSON.stringify({ mode, records, ms, peakRssMiB: process.resourceUsage().maxRSS / 1024 })}\n`,
+  `${JSON.stringify({ mode, records, ms, peakRssMiB: process.resourceUsage().maxRSS / 1024, stages })}\n`,
 );
