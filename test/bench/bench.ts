@@ -2,8 +2,9 @@
  * `npm run bench`. The sandbox runs in its own process, as the real API would; every measured
  * job runs in its own process too (peak RSS is its own). Three measures:
  *  1. connector: sales at 1/5 and full volume, next to a bare concurrent fetch of the same pages;
- *  2. the whole local pipeline (API -> bucket -> raw -> ods -> mart) at full volume, next to a
- *     bare fetch of all three endpoints;
+ *  2. the whole local pipeline (API -> bucket -> raw -> ods -> mart) at full volume and at ten
+ *     times it (BENCH_LARGE_SALES), each next to a bare fetch of all three endpoints, with the
+ *     time of each stage;
  *  3. an "hourly" run after 1% new sales, against the first run;
  *  4. the loader alone on a 10 MB and a 500 MB file: time and peak RSS side by side.
  * BENCH_SALES (default 100000) sets the volume; BENCH_CONCURRENCY (default 4) the pages in flight.
@@ -102,22 +103,62 @@ lines.push(
   `Connector peak RSS at ${n(SALES)} vs ${n(SALES / 5)} sales: ${((connectorRss[1] ?? 0) / (connectorRss[0] ?? 1)).toFixed(2)}x`,
 );
 
-const home = await mkdtemp(join(tmpdir(), 'bench-pipeline-'));
-try {
-  const first = await withSandbox(SALES, async (url) => {
-    await measure('bare', url);
+interface PipelineMeasure extends Measure {
+  /** Milliseconds per `{entity} {stage}`. */
+  stages: Record<string, number>;
+}
+
+/** The whole pipeline at one volume, next to a bare fetch of the same pages, in a fresh home. */
+async function pipelineAt(sales: number, home: string) {
+  return withSandbox(sales, async (url) => {
+    await measure('bare', url); // warm-up
     const bare = await measure('bare', url);
-    const pipeline = await measure('pipeline', url, home);
-    lines.push(
-      '',
-      '2. Whole local pipeline (products, customers, sales -> bucket -> raw -> ods -> dmt)',
-      '',
-      '| sales | records | bare fetch (3 endpoints) | pipeline | pipeline / bare | sales/s | peak RSS |',
-      '|---|---|---|---|---|---|---|',
-      `| ${n(SALES)} | ${n(pipeline.records)} | ${s(bare)} | ${s(pipeline)} | ${(pipeline.ms / bare.ms).toFixed(2)}x | ${n(SALES / (pipeline.ms / 1000))} | ${pipeline.peakRssMiB.toFixed(0)} MiB |`,
-    );
-    return pipeline;
+    const pipeline = (await measure('pipeline', url, home)) as PipelineMeasure;
+    return { bare, pipeline };
   });
+}
+
+const LARGE = Number(process.env.BENCH_LARGE_SALES ?? SALES * 10);
+const home = await mkdtemp(join(tmpdir(), 'bench-pipeline-'));
+const largeHome = await mkdtemp(join(tmpdir(), 'bench-pipeline-large-'));
+try {
+  const runs: { sales: number; bare: Measure; pipeline: PipelineMeasure }[] = [];
+  for (const [sales, dir] of [
+    [SALES, home],
+    [LARGE, largeHome],
+  ] as const) {
+    runs.push({ sales, ...(await pipelineAt(sales, dir)) });
+    if (dir === largeHome) await rm(largeHome, { recursive: true, force: true });
+  }
+  lines.push(
+    '',
+    '2. Whole local pipeline (products, customers, sales -> bucket -> raw -> ods -> dmt)',
+    '',
+    '| sales | records | bare fetch (3 endpoints) | pipeline | pipeline / bare | sales/s | peak RSS |',
+    '|---|---|---|---|---|---|---|',
+    ...runs.map(
+      ({ sales, bare, pipeline }) =>
+        `| ${n(sales)} | ${n(pipeline.records)} | ${s(bare)} | ${s(pipeline)} | ${(pipeline.ms / bare.ms).toFixed(2)}x | ${n(sales / (pipeline.ms / 1000))} | ${pipeline.peakRssMiB.toFixed(0)} MiB |`,
+    ),
+  );
+  const ratio = (r: (typeof runs)[number]) => r.pipeline.ms / r.bare.ms;
+  const [small, large] = runs as [(typeof runs)[number], (typeof runs)[number]];
+  lines.push(
+    '',
+    `Pipeline / bare at ${n(LARGE)} vs ${n(SALES)} sales: ${(ratio(large) / ratio(small)).toFixed(2)}x (1.00x: the ratio does not grow)`,
+    '',
+    'Per stage (seconds; a stage runs from its first progress report to the first of the next stage):',
+    '',
+    `| stage | ${runs.map((r) => `${n(r.sales)} sales`).join(' | ')} |`,
+    `|---|${runs.map(() => '---').join('|')}|`,
+    ...Object.keys(small.pipeline.stages)
+      .filter((stage) => stage !== 'end')
+      .map(
+        (stage) =>
+          `| ${stage} | ${runs.map((r) => ((r.pipeline.stages[stage] ?? 0) / 1000).toFixed(2)).join(' | ')} |`,
+      ),
+  );
+  const first = small.pipeline;
   // One hour later: the same API with 1% more sales (same seed: the first SALES are identical).
   await withSandbox(Math.round(SALES * 1.01), async (url) => {
     const hourly = await measure('pipeline', url, home);
@@ -132,6 +173,7 @@ try {
   });
 } finally {
   await rm(home, { recursive: true, force: true });
+  await rm(largeHome, { recursive: true, force: true });
 }
 
 // 4. The loader streams: its memory must not follow the file's size.
