@@ -124,10 +124,16 @@ export function integerOf(jsonText: string | undefined): bigint | undefined {
   let text = jsonText.trim();
   if (text.startsWith('"')) {
     try {
-      text = (JSON.parse(text) as string).trim();
+      text = JSON.parse(text) as string;
     } catch {
       return undefined;
     }
   }
-  return /^\d{1,30}$/.test(text) ? BigInt(text) : undefined;
+  return plainInteger(text);
+}
+
+/** Text of 1 to 30 digits as a number (blanks around it allowed), else `undefined`. */
+export function plainInteger(text: string): bigint | undefined {
+  const digits = text.trim();
+  return /^\d{1,30}$/.test(digits) ? BigInt(digits) : undefined;
 }

@@ -42,6 +42,8 @@ export const MAX_FILE_NAME_BYTES = 200;
 
 /** The marker that ends the claim name of a file whose name is too long for the layout. */
 const TOO_LONG_SUFFIX = '.name-too-long';
+/** A shortened name as shortenedName makes it (a file merely named `x.name-too-long` is not one). */
+const SHORTENED = /~[0-9a-f]{12}\.name-too-long$/;
 
 /**
  * Why a path under `{entity}/in/` cannot be carried through the layout under its own name, or
@@ -79,7 +81,7 @@ export function shortenedName(pathInIn: string): string {
 }
 
 export function isShortenedName(name: string): boolean {
-  return name.endsWith(TOO_LONG_SUFFIX);
+  return SHORTENED.test(name);
 }
 
 /** The last part of a path (`x.json` of `sub/x.json`). */

@@ -1,4 +1,5 @@
 import type { Entity } from './entities.js';
+import { plainInteger } from './json-text.js';
 import { apiFields, type Field, RAW_TABLES } from './schema.js';
 
 /**
@@ -160,12 +161,6 @@ export interface RawRow {
   readonly extraFields: readonly string[];
 }
 
-/** A sale id that is a non-negative integer (blanks allowed around it), as integerOf reads one. */
-function saleIdOf(id: string): bigint | undefined {
-  const text = id.trim();
-  return /^\d{1,30}$/.test(text) ? BigInt(text) : undefined;
-}
-
 /** One line of a landed file as a raw row; throws RecordShapeError when it cannot be one. */
 export function toRawRow(
   entity: Entity,
@@ -200,7 +195,7 @@ export function toRawRow(
     }
   }
   row.extras ??= extras ?? null;
-  const saleId = entity === 'sales' && typeof row.id === 'string' ? saleIdOf(row.id) : undefined;
+  const saleId = entity === 'sales' && typeof row.id === 'string' ? plainInteger(row.id) : undefined;
   if (sys) {
     row.SYS_DATE_CREATE = sys.SYS_DATE_CREATE;
     row.SYS_FILE_NAME = sys.SYS_FILE_NAME;

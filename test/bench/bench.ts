@@ -1,6 +1,6 @@
 /**
  * `npm run bench`. The sandbox runs in its own process, as the real API would; every measured
- * job runs in its own process too (peak RSS is its own). Three measures:
+ * job runs in its own process too (peak RSS is its own). Four measures:
  *  1. connector: sales at 1/5 and full volume, next to a bare concurrent fetch of the same pages;
  *  2. the whole local pipeline (API -> bucket -> raw -> ods -> mart) at full volume and at ten
  *     times it (BENCH_LARGE_SALES), each next to a bare fetch of all three endpoints, with the
@@ -108,8 +108,11 @@ interface PipelineMeasure extends Measure {
   stages: Record<string, number>;
 }
 
-/** The whole pipeline at one volume, next to a bare fetch of the same pages, in a fresh home. */
-async function pipelineAt(sales: number, home: string) {
+/**
+ * The whole pipeline at one volume, next to a bare fetch of the same pages, in `home` (kept for
+ * a later run) or in a temporary one.
+ */
+async function pipelineAt(sales: number, home?: string) {
   return withSandbox(sales, async (url) => {
     await measure('bare', url); // warm-up
     const bare = await measure('bare', url);
@@ -120,16 +123,11 @@ async function pipelineAt(sales: number, home: string) {
 
 const LARGE = Number(process.env.BENCH_LARGE_SALES ?? SALES * 10);
 const home = await mkdtemp(join(tmpdir(), 'bench-pipeline-'));
-const largeHome = await mkdtemp(join(tmpdir(), 'bench-pipeline-large-'));
 try {
-  const runs: { sales: number; bare: Measure; pipeline: PipelineMeasure }[] = [];
-  for (const [sales, dir] of [
-    [SALES, home],
-    [LARGE, largeHome],
-  ] as const) {
-    runs.push({ sales, ...(await pipelineAt(sales, dir)) });
-    if (dir === largeHome) await rm(largeHome, { recursive: true, force: true });
-  }
+  // The first run's home is kept for the hourly run below.
+  const small = { sales: SALES, ...(await pipelineAt(SALES, home)) };
+  const large = { sales: LARGE, ...(await pipelineAt(LARGE)) };
+  const runs = [small, large];
   lines.push(
     '',
     '2. Whole local pipeline (products, customers, sales -> bucket -> raw -> ods -> dmt)',
@@ -141,8 +139,7 @@ try {
         `| ${n(sales)} | ${n(pipeline.records)} | ${s(bare)} | ${s(pipeline)} | ${(pipeline.ms / bare.ms).toFixed(2)}x | ${n(sales / (pipeline.ms / 1000))} | ${pipeline.peakRssMiB.toFixed(0)} MiB |`,
     ),
   );
-  const ratio = (r: (typeof runs)[number]) => r.pipeline.ms / r.bare.ms;
-  const [small, large] = runs as [(typeof runs)[number], (typeof runs)[number]];
+  const ratio = (r: typeof small) => r.pipeline.ms / r.bare.ms;
   lines.push(
     '',
     `Pipeline / bare at ${n(LARGE)} vs ${n(SALES)} sales: ${(ratio(large) / ratio(small)).toFixed(2)}x (1.00x: the ratio does not grow)`,
@@ -173,7 +170,6 @@ try {
   });
 } finally {
   await rm(home, { recursive: true, force: true });
-  await rm(largeHome, { recursive: true, force: true });
 }
 
 // 4. The loader streams: its memory must not follow the file's size.

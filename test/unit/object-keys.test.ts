@@ -5,6 +5,8 @@ import {
   connectorFileName,
   failedKey,
   isLoadable,
+  isShortenedName,
+  nameTooLong,
   pageKey,
   parseObjectKey,
   parsePageKey,
@@ -12,6 +14,7 @@ import {
   partKey,
   runIdOf,
   runPrefix,
+  shortenedName,
 } from '../../functions/core/object-keys.js';
 import { fileStamp } from '../../functions/core/time.js';
 
@@ -46,6 +49,17 @@ describe('object keys', () => {
   for (const [key, expected] of loadable) {
     test(`${key} ${expected ? 'is' : 'is not'} loaded`, () => assert.equal(isLoadable(key), expected));
   }
+
+  test('a name too long for the layout is shortened to one that is recognised, and only such a name is', () => {
+    const long = `${'é'.repeat(150)}.json`; // 305 bytes in one part
+    assert.match(nameTooLong(long) ?? '', /305 bytes under in\/, 305 in its longest part/);
+    assert.equal(nameTooLong(`sub/${'a'.repeat(200)}`), undefined);
+    const short = shortenedName(long);
+    assert.ok(Buffer.byteLength(short) <= 130, short);
+    assert.equal(short, shortenedName(long), 'the same name every time');
+    assert.ok(isShortenedName(short));
+    assert.ok(!isShortenedName('notes.name-too-long'), 'a file merely named so is not one');
+  });
 
   test('parses keys back', () => {
     assert.deepEqual(parseObjectKey('sales/failed/2025/07/19/10h/x.json'), {
