@@ -10,6 +10,7 @@ import {
   errorSidecarKey,
   inKey,
   isArrival,
+  isShortenedName,
   OBJECT_STATES,
   type ObjectState,
   parseObjectKey,
@@ -211,6 +212,11 @@ export async function requeue(
   ) {
     throw new UsageError(
       `replay takes a file under {entity}/failed/ or {entity}/archive/, e.g. sales/failed/2025/07/19/10h/x.json; not "${object}"`,
+    );
+  }
+  if (isShortenedName(parsed.name)) {
+    throw new UsageError(
+      `${object} was set aside because its name was too long (see its .error.json for the original): rename it shorter and upload it to ${parsed.entity}/in/`,
     );
   }
   const source = await ports.store.stat(object);

@@ -33,7 +33,7 @@ export function claimKey(entity: Entity, generation: string, pathInIn: string): 
 /**
  * The longest names the layout carries through every state. A file's claim, rows, archive,
  * failed and sidecar names add up to ~60 bytes to its name, and GCS refuses object names over
- * 1,024 bytes of UTF-8 (https://cloud.google.com/storage/docs/objects#naming); a folder bucket's
+ * 1,024 bytes of UTF-8 (https://cloud.google.com/storage/docs/naming-objects); a folder bucket's
  * file name is at most 255 bytes (Linux NAME_MAX), to which the rows, sidecar and generation
  * suffixes add up to ~45.
  */

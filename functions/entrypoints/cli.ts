@@ -591,7 +591,12 @@ export function formatStatus(report: PipelineStatus): string {
   return `${files}\n${stagedLine}\n${tables}\n\nOrphans: ${orphans} (retail-pipeline orphans)\nRejects: ${rejects} (retail-pipeline rejects)\n\n${runs}\n${failures}`;
 }
 
-/** How long a stopped command may take to reach a safe point before it exits anyway. */
+/**
+ * How long a stopped command may take to reach a safe point before it exits anyway. The CLI is
+ * also the reconciler job's entrypoint, and Cloud Run sends SIGTERM 10 s before SIGKILL
+ * (https://cloud.google.com/run/docs/container-contract#instance-shutdown; documented for
+ * instances, assumed for job tasks as in connector-job.ts).
+ */
 const STOP_GRACE_MS = 1500;
 
 if (isMainModule(import.meta.url)) {

@@ -458,13 +458,19 @@ export async function startFakeGcs(opts = {}) {
     return buckets.get(name);
   }
 
-  /** Build the stored object (data + metadata) for a write. */
-  function writeObject(bucket, name, data, meta = {}, extra = {}) {
-    // Object names are 1 to 1024 bytes of UTF-8, with no carriage return or line feed
-    // (https://cloud.google.com/storage/docs/objects#naming); GCS refuses any other name.
+  /**
+   * Object names are 1 to 1024 bytes of UTF-8, with no carriage return or line feed
+   * (https://cloud.google.com/storage/docs/naming-objects); GCS refuses any other name.
+   */
+  function checkName(name) {
     if (!name || Buffer.byteLength(name, 'utf8') > 1024 || /[\r\n]/.test(name)) {
       throw new FakeApiError(apiError(400, 'invalid', 'The specified object name is not valid.'));
     }
+  }
+
+  /** Build the stored object (data + metadata) for a write. */
+  function writeObject(bucket, name, data, meta = {}, extra = {}) {
+    checkName(name);
     const b = bucketMap(bucket, true);
     const now = new Date().toISOString();
     const generation = nextGeneration++;
@@ -638,6 +644,8 @@ export async function startFakeGcs(opts = {}) {
           meta.contentType = rec.headers['x-upload-content-type'];
         const name = q.name || meta.name;
         if (!name) return apiError(400, 'required', 'Required parameter: name');
+        // Refused when the session opens, not only at its last chunk: at least as strict as GCS.
+        checkName(name);
         const pre = checkPreconditions(q, bucketMap(bucket).get(name));
         if (pre) return pre;
         const id = `fake-upload-${++uploadCounter}`;

@@ -6,7 +6,7 @@ import {
   ingestObject,
   recoverClaims,
 } from '../../functions/app/ingest-object.js';
-import { processWaiting } from '../../functions/app/pipeline.js';
+import { processWaiting, replay } from '../../functions/app/pipeline.js';
 import { openLocalRuntime } from '../../functions/compose-local.js';
 import { TransientError } from '../../functions/core/errors.js';
 import { LOADER_MAX_LINE_CHARS } from '../../functions/core/loader-limits.js';
@@ -164,6 +164,11 @@ describe('the loader on the local runtime', () => {
       const failed = (await rt.store.list('sales/failed/')).map((o) => o.key);
       assert.equal(failed.filter((k) => k.endsWith('.name-too-long')).length, 2, failed.join('\n'));
       assert.equal(failed.filter((k) => k.endsWith('.error.json')).length, 2);
+      const shortened = failed.find((k) => k.endsWith('.name-too-long')) ?? '';
+      const sidecar = JSON.parse(String(await rt.store.read(`${shortened}.error.json`)));
+      assert.equal(sidecar.replay, undefined, 'no replay offered: the file needs a shorter name');
+      await assert.rejects(replay(shortened, rt, settings), /name was too long .*rename it shorter/);
+      assert.ok(await rt.store.stat(shortened), 'the file stays in failed/');
     }));
 
   const rejected: [string, string | Buffer, RegExp, IngestSettings?][] = [
