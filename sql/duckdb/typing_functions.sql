@@ -89,11 +89,15 @@ END)[1];
 
 -- A datetime in one of the API's forms ("2025-07-19T10:15:00Z", "...+02:00", "...00.123Z",
 -- naive "2025-07-19 10:15:00" meaning UTC), converted to UTC and stored without zone.
--- The session time zone is UTC, so a naive value is read as UTC.
+-- The session time zone is UTC, so a naive value is read as UTC. Held to what BigQuery's
+-- TIMESTAMP takes, where DuckDB takes more: the hour 24 (DuckDB reads the next day) and a
+-- moment outside 0001-01-01 to 9999-12-31 UTC (year 0000, or an offset crossing either end) are
+-- refused. (TIMESTAMP's range: cloud.google.com/bigquery/docs/reference/standard-sql/data-types#timestamp_type)
 CREATE OR REPLACE MACRO rp_datetime(x) AS
   CASE WHEN regexp_full_match(rp_trim(x),
-              '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?')
-       THEN CAST(TRY_CAST(rp_trim(x) AS TIMESTAMPTZ) AS TIMESTAMP) END;
+              '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?')
+       THEN list_transform([CAST(TRY_CAST(rp_trim(x) AS TIMESTAMPTZ) AS TIMESTAMP)],
+                           t -> CASE WHEN year(t) BETWEEN 1 AND 9999 THEN t END)[1] END;
 
 -- A present key: not NULL and not blank.
 CREATE OR REPLACE MACRO rp_blank(x) AS x IS NULL OR rp_trim(x) = '';
