@@ -92,3 +92,50 @@ describe('DuckDB SQL against the golden fixtures', () => {
     });
   }
 });
+
+test('the mart discount takes the same value by its fast path as by the exact NUMERIC computation', async () => {
+  const warehouse = await DuckDbWarehouse.open({
+    path: ':memory:',
+    sqlDir: SQL_DIR,
+    rowsFile: async () => {
+      throw new Error('nothing to load');
+    },
+  });
+  try {
+    const cents = (x: string) => `CAST(${x} AS DECIMAL(38, 9)) * CAST(0.01 AS DECIMAL(3, 2))`;
+    const nanos = (x: string) => `CAST(${x} AS DECIMAL(38, 9)) * CAST(0.000000001 AS DECIMAL(10, 9))`;
+    const [row] = await warehouse.query(`
+      WITH cases AS (
+        -- prices in cents, as sales carry them (a few negative amounts, some lists of 0)
+        SELECT ${cents('CAST(hash(i) % 2000000 AS BIGINT) - 100000')} AS a,
+               ${cents('hash(i + 10000000) % 100000')} AS u, CAST(1 + hash(i + 20000000) % 20 AS BIGINT) AS q
+        FROM range(200000) AS t(i)
+        UNION ALL
+        -- quotients exactly half-way at 9 decimals (a / 2 = k + 0.5 units of 10^-9), either sign
+        SELECT ${nanos('(2 * i + 1) * (CASE WHEN i % 2 = 0 THEN 1 ELSE -1 END)')}, CAST(2 AS DECIMAL(38, 9)), 1
+        FROM range(0, 2000000000, 99991) AS t(i)
+        UNION ALL
+        -- quotients near a half (n / 1999 units: 999 / 1999 and 1000 / 1999 are within 0.001)
+        SELECT ${nanos('i')}, CAST(1999 AS DECIMAL(38, 9)), 1 FROM range(1990000, 2010000) AS t(i)
+        UNION ALL
+        -- large quotients, beyond the DOUBLE margin
+        SELECT ${cents('i * 1000003')}, ${nanos('7')}, 3 FROM range(1, 500) AS t(i)
+      ), judged AS (
+        SELECT *, (CAST(a AS DOUBLE) * 1e9) / CAST(u * q AS DOUBLE) AS r FROM cases
+      )
+      SELECT count(*) AS n,
+             count(*) FILTER (WHERE rp_discount_perc(a, u, q) IS DISTINCT FROM rp_discount_perc_exact(a, u, q)) AS differ,
+             count(*) FILTER (WHERE NOT (abs(r) < 1e11 AND abs(abs(r) - floor(abs(r)) - 0.5) > 0.001)) AS exact_way,
+             count(*) FILTER (WHERE rp_discount_perc_exact(a, u, q) IS NULL) AS nulls
+      FROM judged`);
+    assert.equal(Number(row?.differ), 0, `rows whose discount differs: ${JSON.stringify(row)}`);
+    // Both ways were taken, and the list totals of 0 gave NULL.
+    assert.ok(
+      Number(row?.exact_way) > 1000 && Number(row?.exact_way) < Number(row?.n) / 2,
+      JSON.stringify(row),
+    );
+    assert.ok(Number(row?.nulls) > 0, JSON.stringify(row));
+  } finally {
+    warehouse.close();
+  }
+});
