@@ -75,17 +75,28 @@ QUALIFY row_number() OVER (
   PARTITION BY id, reason, CAST(record AS VARCHAR) ORDER BY SYS_DATE_CREATE, SYS_FILE_NAME
 ) = 1;
 
--- latest loaded wins; within one file, ties fall to the content so the result is deterministic
+-- latest loaded wins; within one file, ties fall to the content so the result is deterministic.
+-- Only ids that came more than once are ranked: ordering every row by its items' text cost more
+-- than the rest of this step (0.5 s per 100,000 sales, 3 s per 500,000, in profiled runs).
 CREATE OR REPLACE TEMP TABLE sales_latest AS
-SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
-       t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
-FROM sales_checked
-WHERE reason IS NULL
-QUALIFY row_number() OVER (
-  PARTITION BY t_id
-  ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, t_datetime DESC, t_total_amount DESC,
-           customer_id DESC, CAST(t_items AS VARCHAR) DESC
-) = 1;
+WITH valid AS (
+  SELECT t_id AS id, t_datetime AS datetime, t_total_amount AS total_amount, customer_id,
+         t_items AS items, SYS_DATE_CREATE, SYS_FILE_NAME
+  FROM sales_checked
+  WHERE reason IS NULL
+), repeated AS (
+  SELECT id FROM valid GROUP BY id HAVING count(*) > 1
+)
+SELECT * FROM valid WHERE id NOT IN (SELECT id FROM repeated)
+UNION ALL
+SELECT * FROM (
+  SELECT * FROM valid WHERE id IN (SELECT id FROM repeated)
+  QUALIFY row_number() OVER (
+    PARTITION BY id
+    ORDER BY SYS_DATE_CREATE DESC, SYS_FILE_NAME DESC, datetime DESC, total_amount DESC,
+             customer_id DESC, CAST(items AS VARCHAR) DESC
+  ) = 1
+);
 
 -- The sales whose ods row this merge changes, with the sale times whose mart rows they touch
 -- (the old time too when a correction moved the sale).
