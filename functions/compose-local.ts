@@ -77,6 +77,12 @@ export interface StatusSnapshot {
 }
 
 const SNAPSHOT_EVERY_MS = 250;
+/**
+ * The warehouse figures are read again at most this often as the work moves on (and once more
+ * after its last step): reading them takes some 25 ms in the warehouse's queue, and a run that
+ * read them before every file and merge step spent 0.4 s of a 1.5 s hourly run on it.
+ */
+const FIGURES_EVERY_MS = 1000;
 
 /** A home that cannot be created or written: one clear line, not a raw EACCES. */
 async function ensureHome(path: string): Promise<void> {
@@ -123,6 +129,8 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
   let figures: WarehouseStatus | undefined;
   let figuresAt = '';
   let lastWrite = 0;
+  let lastRefresh = 0;
+  let trailing: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
   const writeSnapshot = () => {
     if (!figures) return;
@@ -140,6 +148,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
     lastWrite = Date.now();
   };
   const refresh = (): Promise<void> => {
+    lastRefresh = Date.now();
     refreshing ??= warehouse
       .status()
       .then((current) => {
@@ -154,6 +163,18 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
         refreshing = undefined;
       });
     return refreshing;
+  };
+  /** refresh, at most every FIGURES_EVERY_MS; a request within that time is served at its end. */
+  const refreshSoon = () => {
+    const wait = lastRefresh + FIGURES_EVERY_MS - Date.now();
+    if (wait <= 0) void refresh();
+    else if (!trailing) {
+      trailing = setTimeout(() => {
+        trailing = undefined;
+        void refresh();
+      }, wait);
+      trailing.unref();
+    }
   };
   let runtime: LocalRuntime | undefined;
   const workflows = new LocalWorkflowRunner(
@@ -176,13 +197,15 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
       latest = event;
       runtime?.onProgress?.(event);
       // A file about to load or a merge step about to run: the steps before it changed the
-      // warehouse, so its figures are read again. Pages fetched change only the progress.
-      // The figures are read before that work, in the warehouse's queue; the progress is written now.
+      // warehouse, so its figures are read again (at most every FIGURES_EVERY_MS). Pages fetched
+      // change only the progress. The figures are read in the warehouse's queue; the progress is
+      // written now.
       if (moved || event.stage !== 'extract' || Date.now() - lastWrite >= SNAPSHOT_EVERY_MS) writeSnapshot();
-      if (event.stage !== 'extract') void refresh();
+      if (event.stage !== 'extract') refreshSoon();
     },
     snapshot: refresh,
     close: () => {
+      clearTimeout(trailing);
       rmSync(paths.snapshot, { force: true });
       warehouse.close();
     },
