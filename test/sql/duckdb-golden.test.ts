@@ -139,3 +139,50 @@ test('the mart discount takes the same value by its fast path as by the exact NU
     warehouse.close();
   }
 });
+
+test('a warehouse from an earlier version gains the columns added since, and its mart is rebuilt when it lacked sale_id', async () => {
+  await using dir = await tempDir();
+  const path = join(dir.path, 'warehouse.duckdb');
+  const open = () =>
+    DuckDbWarehouse.open({
+      path,
+      sqlDir: SQL_DIR,
+      rowsFile: async () => {
+        throw new Error('nothing to load');
+      },
+    });
+  const old = await open();
+  try {
+    // As an earlier version left it: no dmt.sales_items.sale_id, one mart row, one ods sale.
+    await old.execute(`
+      INSERT INTO ods.sales (id, datetime, total_amount, customer_id, items, SYS_DATE_CREATE, SYS_FILE_NAME)
+        VALUES (7, TIMESTAMP '2025-07-19 10:00:00', 1, 'C1', [], TIMESTAMPTZ '2025-07-19 11:00:00+00', 'sales/in/a.json');
+      INSERT INTO dmt.sales_items (id, sales_datetime, item_amount, product_sku, item_quantity, sale_id)
+        VALUES ('7-P1', TIMESTAMP '2025-07-19 10:00:00', 1, 'P1', 1, 7);
+      ALTER TABLE dmt.sales_items DROP COLUMN sale_id;
+      ALTER TABLE ops.loads DROP COLUMN mart_at`);
+  } finally {
+    old.close();
+  }
+  const upgraded = await open();
+  try {
+    const columns = await upgraded.query(
+      "SELECT table_name || '.' || column_name AS c FROM duckdb_columns() WHERE column_name IN ('sale_id', 'mart_at') AND schema_name IN ('dmt', 'ops') ORDER BY 1",
+    );
+    assert.deepEqual(
+      columns.map((r) => r.c),
+      [
+        'loads.mart_at',
+        'sales_items.sale_id',
+        'sales_items_list_price.sale_id',
+        'sales_items_orphans.sale_id',
+      ],
+    );
+    assert.deepEqual(await upgraded.query('SELECT count(*) AS n FROM dmt.sales_items'), [{ n: '0' }]);
+    assert.deepEqual(await upgraded.query('SELECT entity, change_key FROM ops.mart_queue'), [
+      { entity: 'sales', change_key: '7' },
+    ]);
+  } finally {
+    upgraded.close();
+  }
+});
