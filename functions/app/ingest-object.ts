@@ -18,6 +18,7 @@ import {
   archiveKey,
   baseName,
   claimKey,
+  claimsAmong,
   errorSidecarKey,
   failedKey,
   inKey,
@@ -254,9 +255,7 @@ export async function recoverClaims(
 ) {
   const outcomes: IngestOutcome[] = [];
   for (const entity of entities) {
-    for (const object of await ports.store.list(`${entity}/processing/`)) {
-      const parsed = parseClaimKey(object.key);
-      if (!parsed) continue;
+    for (const { object, claim: parsed } of claimsAmong(await ports.store.list(`${entity}/processing/`))) {
       ports.logger.log('WARNING', 'recovering a claim left by an interrupted load', { object: object.key });
       outcomes.push(
         await settleClaim(

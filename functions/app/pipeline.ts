@@ -7,9 +7,11 @@ import {
   UsageError,
 } from '../core/errors.js';
 import {
+  companionOf,
   errorSidecarKey,
   inKey,
   isArrival,
+  isCompanion,
   isShortenedName,
   OBJECT_STATES,
   type ObjectState,
@@ -205,10 +207,12 @@ export async function requeue(
   ports: Pick<IngestPorts, 'store' | 'logger'>,
 ): Promise<{ key: string; generation: string }> {
   const parsed = parseObjectKey(object);
+  // A sidecar (beside its failed file) is not replayed; a data file merely named so is.
+  const owner = object.endsWith('.error.json') ? companionOf(object) : undefined;
   if (
     !parsed ||
     (parsed.state !== 'failed' && parsed.state !== 'archive') ||
-    object.endsWith('.error.json')
+    (owner !== undefined && (await ports.store.stat(owner)) !== undefined)
   ) {
     throw new UsageError(
       `replay takes a file under {entity}/failed/ or {entity}/archive/, e.g. sales/failed/2025/07/19/10h/x.json; not "${object}"`,
@@ -281,10 +285,12 @@ export async function status(ports: {
   const failedObjects: ObjectInfo[] = [];
   for (const entity of ENTITIES) {
     const counts = Object.fromEntries(FILE_STATES.map((s) => [s, 0])) as FileCounts[Entity];
-    for (const object of await ports.store.list(`${entity}/`)) {
+    const listed = await ports.store.list(`${entity}/`);
+    const keys = new Set(listed.map((o) => o.key));
+    for (const object of listed) {
       const key = parseObjectKey(object.key);
       if (!key || key.state === 'staging') continue; // staging lives in the work area, not here
-      if (object.key.endsWith('.error.json') || object.key.endsWith('.rows.ndjson')) continue;
+      if (isCompanion(object.key, keys)) continue; // a sidecar or rows file, beside its file
       counts[key.state]++;
       if (key.state === 'failed') failedObjects.push(object);
     }

@@ -1,7 +1,7 @@
 import { ENTITIES, type Entity } from '../core/entities.js';
 import { ClaimHeldError, describeError } from '../core/errors.js';
 import { CLAIM_STALE_AFTER_MS } from '../core/loader-limits.js';
-import { isWaiting, parseClaimKey } from '../core/object-keys.js';
+import { claimsAmong, isWaiting } from '../core/object-keys.js';
 import { settledFor } from '../ports/object-store.js';
 import {
   finishClaim,
@@ -153,10 +153,9 @@ export async function reconcile(
   }
 
   for (const entity of entities) {
-    for (const object of await ports.store.list(`${entity}/processing/`)) {
-      const claim = parseClaimKey(object.key);
+    for (const { object, claim } of claimsAmong(await ports.store.list(`${entity}/processing/`))) {
       const age = now() - object.updated.getTime();
-      if (!claim || age < settings.claimStaleAfterMs) continue;
+      if (age < settings.claimStaleAfterMs) continue;
       await heal('claim.finished', entity, `${entity}/in/${claim.name}`, age, () =>
         finishClaim(object.key, ports, ingestSettings),
       );

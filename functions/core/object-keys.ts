@@ -89,9 +89,31 @@ export function baseName(path: string): string {
   return path.slice(path.lastIndexOf('/') + 1);
 }
 
+const ROWS_SUFFIX = '.rows.ndjson';
+const SIDECAR_SUFFIX = '.error.json';
+
 /** The raw rows the loader derived from a claimed file (deleted when the file is settled). */
 export function rowsKeyOf(claim: string): string {
-  return `${claim}.rows.ndjson`;
+  return `${claim}${ROWS_SUFFIX}`;
+}
+
+/**
+ * Whether `key` is an object the pipeline keeps beside another one listed in `keys`: a failed
+ * file's sidecar (`{file}.error.json`) or a claim's rows file (`{claim}.rows.ndjson`). Either is
+ * removed before the object it serves moves on, so a key so named with nothing beside it is a
+ * file of its own (a data file named `a.error.json`, a file named `x.rows.ndjson`): it is counted,
+ * loaded or failed like any other, never skipped for its name.
+ */
+export function isCompanion(key: string, keys: ReadonlySet<string>): boolean {
+  const owner = companionOf(key);
+  return owner !== undefined && keys.has(owner);
+}
+
+/** The object `key` would be kept beside, were it a sidecar or a rows file (see isCompanion). */
+export function companionOf(key: string): string | undefined {
+  for (const suffix of [SIDECAR_SUFFIX, ROWS_SUFFIX])
+    if (key.endsWith(suffix)) return key.slice(0, -suffix.length);
+  return undefined;
 }
 
 export interface ParsedClaim {
@@ -101,13 +123,28 @@ export interface ParsedClaim {
   readonly name: string;
 }
 
+/**
+ * A claim's parts, or undefined for a key outside `{entity}/processing/{generation}/` or a folder
+ * (`…/`). The path under in/ may hold an empty part (GCS takes `sales/in//x.json`); whether a key
+ * ending `.rows.ndjson` is a claim or a claim's rows file takes the listing (claimsAmong).
+ */
 export function parseClaimKey(key: string): ParsedClaim | undefined {
   const [entity, state, generation, ...path] = key.split('/');
   const name = path.join('/');
   if (!entity || state !== 'processing' || !generation || !isEntity(entity)) return undefined;
-  if (path.length === 0 || path.some((part) => part === '')) return undefined;
-  if (name.endsWith('.rows.ndjson')) return undefined;
+  if (name === '' || name.endsWith('/')) return undefined;
   return { entity, generation, name };
+}
+
+/** The claims among objects listed under `{entity}/processing/` (rows files aside, see isCompanion). */
+export function claimsAmong<T extends { readonly key: string }>(
+  objects: readonly T[],
+): { readonly object: T; readonly claim: ParsedClaim }[] {
+  const keys = new Set(objects.map((o) => o.key));
+  return objects.flatMap((object) => {
+    const claim = parseClaimKey(object.key);
+    return claim && !isCompanion(object.key, keys) ? [{ object, claim }] : [];
+  });
 }
 
 /** An object directly in `{entity}/in/` (loadable or not); nested "folders" are not arrivals. */
@@ -125,7 +162,7 @@ export function failedKey(entity: Entity, name: string, at: Date): string {
 }
 
 export function errorSidecarKey(failedObjectKey: string): string {
-  return `${failedObjectKey}.error.json`;
+  return `${failedObjectKey}${SIDECAR_SUFFIX}`;
 }
 
 export interface ParsedKey {

@@ -6,11 +6,11 @@ import {
   ingestObject,
   recoverClaims,
 } from '../../functions/app/ingest-object.js';
-import { processWaiting, replay } from '../../functions/app/pipeline.js';
+import { processWaiting, replay, status } from '../../functions/app/pipeline.js';
 import { openLocalRuntime } from '../../functions/compose-local.js';
 import { TransientError } from '../../functions/core/errors.js';
 import { LOADER_MAX_LINE_CHARS } from '../../functions/core/loader-limits.js';
-import { claimKey, shortenedName } from '../../functions/core/object-keys.js';
+import { claimKey, rowsKeyOf, shortenedName } from '../../functions/core/object-keys.js';
 import type { ObjectStore } from '../../functions/ports/object-store.js';
 import { MemoryLogger, readEvents, tempDir } from '../helpers/fakes.js';
 
@@ -289,5 +289,50 @@ describe('the loader on the local runtime', () => {
       );
       assert.equal(outcome.status, 'loaded');
       assert.equal(await count(rt, 'ods.customers'), 1);
+    }));
+
+  test('a file named like a rows file, claimed and left by a crash, is finished, not left in processing/', () =>
+    withRuntime(async (rt) => {
+      const written = await rt.store.write('sales/in/x.rows.ndjson', `${SALE(1)}\n`);
+      await rt.store.move('sales/in/x.rows.ndjson', claimKey('sales', written.generation, 'x.rows.ndjson'), {
+        ifSourceGenerationMatch: written.generation,
+        ifDestinationAbsent: true,
+      });
+      const [outcome, ...more] = await recoverClaims(rt, settings, ['sales']);
+      assert.equal(more.length, 0);
+      assert.equal(outcome?.status, 'failed');
+      assert.match(outcome?.status === 'failed' ? outcome.reason : '', /only files ending \.json/);
+      assert.deepEqual(await rt.store.list('sales/processing/'), []);
+      assert.equal(await count(rt, 'raw.sales'), 0);
+    }));
+
+  test('a claim and its rows file left by a crash: the claim is finished once, the rows file is not taken for a claim', () =>
+    withRuntime(async (rt) => {
+      const written = await rt.store.write('sales/in/a.json', `${SALE(1)}\n`);
+      const claim = claimKey('sales', written.generation, 'a.json');
+      await rt.store.move('sales/in/a.json', claim, {
+        ifSourceGenerationMatch: written.generation,
+        ifDestinationAbsent: true,
+      });
+      await rt.store.write(rowsKeyOf(claim), 'half a rows file');
+      const outcomes = await recoverClaims(rt, settings, ['sales']);
+      assert.deepEqual(
+        outcomes.map((o) => [o.status, o.object]),
+        [['loaded', 'sales/in/a.json']],
+      );
+      assert.deepEqual(await rt.store.list('sales/processing/'), []);
+      assert.equal(await count(rt, 'raw.sales'), 1);
+    }));
+
+  test('a data file named like a sidecar is counted and loaded, and can be replayed', () =>
+    withRuntime(async (rt) => {
+      await rt.store.write('sales/in/a.error.json', `${SALE(1)}\n`);
+      assert.equal((await status({ store: rt.store, warehouse: undefined })).files.sales.in, 1);
+      const [outcome] = (await processWaiting(rt, settings, ['sales'])).outcomes;
+      assert.equal(outcome?.status, 'loaded');
+      const archived = outcome?.status === 'loaded' ? outcome.archivedObject : '';
+      assert.match(archived, /^sales\/archive\/.*\/a\.error\.json$/);
+      assert.equal((await status({ store: rt.store, warehouse: undefined })).files.sales.archive, 1);
+      assert.equal((await replay(archived, rt, settings)).status, 'loaded');
     }));
 });

@@ -2,16 +2,21 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   archiveKey,
+  claimKey,
+  claimsAmong,
   connectorFileName,
   failedKey,
+  isCompanion,
   isLoadable,
   isShortenedName,
   nameTooLong,
   pageKey,
+  parseClaimKey,
   parseObjectKey,
   parsePageKey,
   parsePartKey,
   partKey,
+  rowsKeyOf,
   runIdOf,
   runPrefix,
   shortenedName,
@@ -77,5 +82,29 @@ describe('object keys', () => {
     const part = { first: 3, last: 9, records: 1750, fileName: 'sales_20250719_0905_u.json' };
     assert.deepEqual(parsePartKey(partKey(prefix, part)), part);
     assert.equal(runIdOf(pageKey(prefix, page)), '20250719T090559Z-abcdef12');
+  });
+});
+
+describe('claims in processing/', () => {
+  test('a claim keeps the whole path under in/, an empty part included (GCS takes sales/in//x.json)', () => {
+    const key = claimKey('sales', '17', '/x.json');
+    assert.equal(key, 'sales/processing/17//x.json');
+    assert.deepEqual(parseClaimKey(key), { entity: 'sales', generation: '17', name: '/x.json' });
+    assert.equal(parseClaimKey('sales/processing/17/'), undefined);
+    assert.equal(parseClaimKey('sales/processing/17/sub/'), undefined);
+    assert.equal(parseClaimKey('sales/in/x.json'), undefined);
+  });
+
+  test('a rows file is told from a claim by its claim beside it, not by its name alone', () => {
+    const claim = claimKey('sales', '17', 'a.json');
+    const lone = claimKey('sales', '18', 'x.rows.ndjson');
+    const found = claimsAmong([{ key: claim }, { key: rowsKeyOf(claim) }, { key: lone }]);
+    assert.deepEqual(
+      found.map((f) => f.claim.name),
+      ['a.json', 'x.rows.ndjson'],
+    );
+    const keys = new Set(['sales/failed/x/a.json']);
+    assert.equal(isCompanion('sales/failed/x/a.json.error.json', keys), true);
+    assert.equal(isCompanion('sales/in/a.error.json', keys), false);
   });
 });
