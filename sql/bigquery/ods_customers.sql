@@ -29,7 +29,7 @@ WHERE r.SYS_DATE_CREATE >= since;
 INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record)
 SELECT 'customers', customer_id, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
 FROM (
-  SELECT *, TO_JSON(STRUCT(customer_id, emails, phone_numbers)) AS record
+  SELECT *, TO_JSON(STRUCT(customer_id, emails, phone_numbers, extras)) AS record
   FROM customers_checked
   WHERE reason IS NOT NULL
 ) AS c

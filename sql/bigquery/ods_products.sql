@@ -44,7 +44,7 @@ FROM typed;
 INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record)
 SELECT 'products', product_sku, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
 FROM (
-  SELECT *, TO_JSON(STRUCT(product_sku, description, unit_amount, supplier)) AS record
+  SELECT *, TO_JSON(STRUCT(product_sku, description, unit_amount, supplier, extras)) AS record
   FROM products_checked
   WHERE reason IS NOT NULL
 ) AS c

@@ -88,7 +88,7 @@ FROM typed;
 INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record)
 SELECT 'sales', id, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
 FROM (
-  SELECT *, TO_JSON(STRUCT(id, datetime, total_amount, customer_id, items)) AS record
+  SELECT *, TO_JSON(STRUCT(id, datetime, total_amount, customer_id, items, extras)) AS record
   FROM sales_checked
   WHERE reason IS NOT NULL
 ) AS c

@@ -17,7 +17,7 @@ INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CRE
 SELECT 'customers', customer_id, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
 FROM (
   SELECT *, CAST(to_json({'customer_id': customer_id, 'emails': emails,
-                          'phone_numbers': phone_numbers}) AS JSON) AS record
+                          'phone_numbers': phone_numbers, 'extras': extras}) AS JSON) AS record
   FROM customers_checked
   WHERE reason IS NOT NULL
 ) AS c

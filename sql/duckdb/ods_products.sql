@@ -27,7 +27,7 @@ INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CRE
 SELECT 'products', product_sku, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
 FROM (
   SELECT *, CAST(to_json({'product_sku': product_sku, 'description': description,
-                          'unit_amount': unit_amount, 'supplier': supplier}) AS JSON) AS record
+                          'unit_amount': unit_amount, 'supplier': supplier, 'extras': extras}) AS JSON) AS record
   FROM products_checked
   WHERE reason IS NOT NULL
 ) AS c

@@ -62,7 +62,7 @@ INSERT INTO ods.rejects (entity, record_key, reason, SYS_FILE_NAME, SYS_DATE_CRE
 SELECT 'sales', id, reason, SYS_FILE_NAME, SYS_DATE_CREATE, record
 FROM (
   SELECT *, CAST(to_json({'id': id, 'datetime': datetime, 'total_amount': total_amount,
-                          'customer_id': customer_id, 'items': items}) AS JSON) AS record
+                          'customer_id': customer_id, 'items': items, 'extras': extras}) AS JSON) AS record
   FROM sales_checked
   WHERE reason IS NOT NULL
 ) AS c
