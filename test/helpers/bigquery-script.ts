@@ -207,6 +207,39 @@ function asObject(tables: Tables, withRowId?: string): Record<string, ZetaTable>
   return out;
 }
 
+/**
+ * What BigQuery refuses in a script's shape, checked before a statement runs: a variable declared
+ * after any other statement ("Variable declarations must appear before other procedural
+ * statements, or at the start of a BEGIN block", and a name declared twice is an error:
+ * https://cloud.google.com/bigquery/docs/reference/standard-sql/procedural-language#declare), and a
+ * temporary function or table created again under a name the script already made (CREATE without
+ * OR REPLACE refuses an existing name: data-definition-language#create_function_statement,
+ * #create_table_statement). The harness takes no BEGIN block, so a declaration is allowed only
+ * at the top of the script.
+ */
+class ScriptShape {
+  private started = false;
+  private readonly names = new Set<string>();
+
+  check(parsed: Parsed, line: number): void {
+    const made =
+      parsed.kind === 'declare'
+        ? `variable ${parsed.name.toLowerCase()}`
+        : parsed.kind === 'function'
+          ? `function ${parsed.name}`
+          : parsed.kind === 'create_temp'
+            ? `table ${parsed.table}`
+            : undefined;
+    if (parsed.kind === 'declare' && this.started)
+      throw new Error(
+        `line ${line}: DECLARE after another statement; BigQuery takes declarations only at the start`,
+      );
+    if (parsed.kind !== 'declare') this.started = true;
+    if (made && this.names.has(made)) throw new Error(`line ${line}: ${made} exists already in this script`);
+    if (made) this.names.add(made);
+  }
+}
+
 export interface ScriptRun {
   statements: { line: number; kind: Parsed['kind'] }[];
   finalCounts: Record<string, unknown> | undefined;
@@ -218,8 +251,10 @@ export async function evaluateScript(sql: string, tables: Tables, params: ZetaPa
   const all: ZetaParams = { ...params };
   const run: ScriptRun = { statements: [], finalCounts: undefined };
   const functions = new Map<string, { param: string; body: string }>();
+  const shape = new ScriptShape();
   for (const statement of scriptStatements(sql)) {
     const parsed = parseStatement(statement.text);
+    shape.check(parsed, statement.line);
     const q = (s: string) => withVariables(withFunctions(s, functions), variables);
     const where = (e: unknown) => {
       throw new Error(`line ${statement.line}: ${(e as Error).message}`);
@@ -369,11 +404,18 @@ export async function analyzeScript(sql: string, params: ZetaParams): Promise<An
   const all: ZetaParams = { ...params };
   const out: Analysis[] = [];
   const functions = new Map<string, { param: string; body: string }>();
+  const shape = new ScriptShape();
   for (const statement of scriptStatements(sql)) {
     const parsed = parseStatement(statement.text);
     const q = (s: string) => withVariables(withFunctions(s, functions), variables);
     const result: Analysis = { statement, kind: parsed.kind, mismatches: [] };
     out.push(result);
+    try {
+      shape.check(parsed, statement.line);
+    } catch (error) {
+      result.error = (error as Error).message;
+      continue;
+    }
     // Script syntax the single-statement analyzer does not take: DECLARE's default and SET's value
     // are analyzed as queries, a temporary function's body with its parameter as a query parameter.
     let text = statement.text;

@@ -70,6 +70,23 @@ describe('GoogleSQL analyzed by ZetaSQL', () => {
     assert.match(select?.error ?? '', /^line 5, column 8: Unrecognized name: totl_amount/);
   });
 
+  test('a script shape BigQuery refuses is refused: a late DECLARE, a name made twice', async () => {
+    const late = await analyzeScript('SELECT 1;\nDECLARE x INT64 DEFAULT (1)', PARAMS);
+    assert.match(late[1]?.error ?? '', /^line 2: DECLARE after another statement/);
+    const twice = await analyzeScript('DECLARE x INT64 DEFAULT (1);\nDECLARE X INT64 DEFAULT (2)', PARAMS);
+    assert.match(twice[1]?.error ?? '', /^line 2: variable x exists already/);
+    const table = await analyzeScript(
+      'CREATE TEMP TABLE t AS SELECT 1 AS a;\nCREATE TEMP TABLE t AS SELECT 2 AS a',
+      PARAMS,
+    );
+    assert.equal(table[0]?.error, undefined);
+    assert.match(table[1]?.error ?? '', /^line 2: table t exists already/);
+    await assert.rejects(
+      evaluateScript('SELECT 1;\nDECLARE x INT64 DEFAULT (1)', schemaTables(), PARAMS),
+      /line 2: DECLARE after another statement/,
+    );
+  });
+
   test('a type the analyzer would coerce silently is still reported as a mismatch', async () => {
     // BigQuery accepts an INT64 into a NUMERIC column; the parity check does not, so a drifted
     // type in either twin cannot hide behind a coercion.
