@@ -10,6 +10,7 @@ import {
 } from '../core/errors.js';
 import {
   CLAIM_STALE_AFTER_MS,
+  driftFieldPath,
   LOADER_MAX_LINE_CHARS,
   MAX_DRIFT_FIELDS,
   ROWS_BATCH_CHARS,
@@ -459,7 +460,8 @@ async function normalise(
         if (row.saleId !== undefined && (maxSaleId === undefined || row.saleId > maxSaleId))
           maxSaleId = row.saleId;
         // Bounded: a file of ever-new field names (a map sent as an object) names a few hundred.
-        for (const field of row.extraFields) if (extraFields.size < MAX_DRIFT_FIELDS) extraFields.add(field);
+        for (const field of row.extraFields)
+          if (extraFields.size < MAX_DRIFT_FIELDS) extraFields.add(driftFieldPath(field));
         if (batched >= ROWS_BATCH_CHARS) {
           yield Buffer.from(batch.join(''));
           batch = [];

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 /**
  * The loader's time budget, shared by the function's deployment (infra) and the loader's own
  * reasoning about claims, so the two cannot drift apart.
@@ -31,3 +32,20 @@ export const ROWS_BATCH_CHARS = 2 ** 16;
 
 /** At most this many new field names are reported (schema.drift) for one file. */
 export const MAX_DRIFT_FIELDS = 200;
+/**
+ * A new field's path is reported with at most this many characters (a JSON key may be as long as
+ * a record): 200 of them fit one schema.drift log entry, whose message and `fields` both list
+ * them, under Cloud Logging's 256 KB per entry (https://cloud.google.com/logging/quotas), and the
+ * event far under Pub/Sub's 10 MB per message (https://cloud.google.com/pubsub/quotas).
+ */
+export const MAX_DRIFT_FIELD_CHARS = 256;
+
+/**
+ * A field path as the drift report and ops.schema_fields carry it: itself when short enough,
+ * otherwise its start, `…` and a digest of the whole (two long names that share a start stay apart).
+ */
+export function driftFieldPath(path: string): string {
+  if (path.length <= MAX_DRIFT_FIELD_CHARS) return path;
+  const digest = createHash('sha256').update(path).digest('hex').slice(0, 12);
+  return `${path.slice(0, MAX_DRIFT_FIELD_CHARS - 14)}…${digest}`;
+}

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
   type IngestPorts,
@@ -334,5 +335,36 @@ describe('the loader on the local runtime', () => {
       assert.match(archived, /^sales\/archive\/.*\/a\.error\.json$/);
       assert.equal((await status({ store: rt.store, warehouse: undefined })).files.sales.archive, 1);
       assert.equal((await replay(archived, rt, settings)).status, 'loaded');
+    }));
+
+  test('new fields are reported bounded: at most 200 per file, a long name cut to its start and a digest', () =>
+    withRuntime(async (rt, home) => {
+      const long = `x${'y'.repeat(20_000)}`;
+      const extras = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i]));
+      const line = JSON.stringify({ ...JSON.parse(SALE(1)), [long]: 1, ...extras });
+      const info = await rt.store.write('sales/in/wide.json', `${line}\n`);
+      const outcome = await ingestObject(
+        { bucket: 'b', name: 'sales/in/wide.json', generation: info.generation },
+        rt,
+        settings,
+      );
+      assert.equal(outcome.status, 'loaded');
+      const [drift, ...more] = (await readEvents(home)).filter((e) => e.type === 'schema.drift');
+      assert.equal(more.length, 0);
+      const fields = (drift?.data.fields ?? []) as string[];
+      assert.equal(fields.length, 200);
+      assert.ok(
+        fields.every((f) => f.length <= 256),
+        'every path at most 256 characters',
+      );
+      const cut = fields.find((f) => f.startsWith('xyyy'));
+      assert.match(cut ?? '', /^xy+…[0-9a-f]{12}$/);
+      // The row keeps the whole name in extras: only the report is cut.
+      const [row] = await rt.warehouse.query('SELECT json_keys(extras) AS k FROM raw.sales');
+      assert.ok(JSON.stringify(row?.k).includes(long));
+      assert.equal(
+        Number((await rt.warehouse.query('SELECT count(*) AS n FROM ops.schema_fields'))[0]?.n),
+        200,
+      );
     }));
 });
