@@ -189,6 +189,8 @@ export class PipelineStack extends TerraformStack {
           role,
           member: who,
         }),
+      // A grant on one table (table-level access control: a role given on a table applies to it
+      // alone, https://cloud.google.com/bigquery/docs/control-access-to-resources-iam).
       table: (name: string, table: string, role: string, who: string) => {
         const t = warehouse.tables[table];
         if (!t) throw new Error(`no table ${table}`);

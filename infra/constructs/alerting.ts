@@ -104,6 +104,9 @@ export class Alerting extends Construct {
     // What the reconciler healed and what it could not, per action: both visible on one metric.
     // Labels come from the entry's fields through extractor expressions
     // (https://cloud.google.com/logging/docs/logs-based-metrics/labels).
+    // The OR is grouped in parentheses, so the filter means what it reads whatever the Logging
+    // query language's precedence of AND and OR
+    // (https://cloud.google.com/logging/docs/view/logging-query-language#boolean-expressions).
     const reconciled = new LoggingMetric(this, 'reconciler-items', {
       name: `${props.prefix}-reconciler-items`,
       description:
@@ -161,7 +164,14 @@ export class Alerting extends Construct {
       ]),
     );
 
-    /** `filters`: one condition's, or one per named condition. */
+    /**
+     * `filters`: one condition's, or one per named condition, in the Monitoring filter syntax
+     * (metric.type, resource.type, metric.labels.*, resource.labels.* joined by AND:
+     * https://cloud.google.com/monitoring/api/v3/filters). A log-based metric is named
+     * logging.googleapis.com/user/NAME (userMetric) and its time series carry the monitored
+     * resource of the entries it counted
+     * (https://cloud.google.com/logging/docs/logs-based-metrics#monitored_resources).
+     */
     const policy = (
       name: string,
       display: string,
