@@ -170,7 +170,7 @@ export class Alerting extends Construct {
      * https://cloud.google.com/monitoring/api/v3/filters). A log-based metric is named
      * logging.googleapis.com/user/NAME (userMetric) and its time series carry the monitored
      * resource of the entries it counted
-     * (https://cloud.google.com/logging/docs/logs-based-metrics#monitored_resources).
+     * (https://cloud.google.com/logging/docs/logs-based-metrics).
      */
     const policy = (
       name: string,
