@@ -207,13 +207,12 @@ export async function requeue(
   ports: Pick<IngestPorts, 'store' | 'logger'>,
 ): Promise<{ key: string; generation: string }> {
   const parsed = parseObjectKey(object);
-  // A sidecar (beside its failed file) is not replayed; a data file merely named so is.
-  const owner = object.endsWith('.error.json') ? companionOf(object) : undefined;
-  if (
-    !parsed ||
-    (parsed.state !== 'failed' && parsed.state !== 'archive') ||
-    (owner !== undefined && (await ports.store.stat(owner)) !== undefined)
-  ) {
+  // A sidecar is not replayed; a data file merely named so is (see isCompanion).
+  const beside = [companionOf(object), errorSidecarKey(object)];
+  const listed = new Set<string>();
+  if (object.endsWith('.error.json'))
+    for (const key of beside) if (key && (await ports.store.stat(key))) listed.add(key);
+  if (!parsed || (parsed.state !== 'failed' && parsed.state !== 'archive') || isCompanion(object, listed)) {
     throw new UsageError(
       `replay takes a file under {entity}/failed/ or {entity}/archive/, e.g. sales/failed/2025/07/19/10h/x.json; not "${object}"`,
     );

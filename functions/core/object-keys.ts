@@ -98,15 +98,22 @@ export function rowsKeyOf(claim: string): string {
 }
 
 /**
- * Whether `key` is an object the pipeline keeps beside another one listed in `keys`: a failed
- * file's sidecar (`{file}.error.json`) or a claim's rows file (`{claim}.rows.ndjson`). Either is
- * removed before the object it serves moves on, so a key so named with nothing beside it is a
- * file of its own (a data file named `a.error.json`, a file named `x.rows.ndjson`): it is counted,
- * loaded or failed like any other, never skipped for its name.
+ * Whether `key` is an object the pipeline keeps beside another, given the keys listed around it:
+ * a claim's rows file (`{claim}.rows.ndjson` in processing/, while its claim is there: it is
+ * deleted before its claim moves on) or a failed file's sidecar (`{file}.error.json` in failed/).
+ * A failed file always has its sidecar (written before the file moves in, removed after it moves
+ * out on replay), so in failed/ an object so named is a sidecar when its file is there, or when
+ * it has no sidecar of its own (one a replay cut short left behind). Anywhere else, and for a
+ * file so named that has its own sidecar, the name means nothing: a data file named
+ * `a.error.json` or `x.rows.ndjson` is counted, loaded or failed, recovered and replayed like any
+ * other.
  */
 export function isCompanion(key: string, keys: ReadonlySet<string>): boolean {
   const owner = companionOf(key);
-  return owner !== undefined && keys.has(owner);
+  if (owner === undefined) return false;
+  const state = parseObjectKey(key)?.state;
+  if (key.endsWith(ROWS_SUFFIX)) return state === 'processing' && keys.has(owner);
+  return state === 'failed' && (keys.has(owner) || !keys.has(errorSidecarKey(key)));
 }
 
 /** The object `key` would be kept beside, were it a sidecar or a rows file (see isCompanion). */

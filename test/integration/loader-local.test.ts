@@ -367,4 +367,14 @@ describe('the loader on the local runtime', () => {
         200,
       );
     }));
+
+  test('a sidecar a cut-short replay left alone in failed/ is neither counted as a failed file nor replayed', () =>
+    withRuntime(async (rt) => {
+      const sidecar = 'sales/failed/2025/07/19/10h/x.json.error.json';
+      await rt.store.write(sidecar, '{"object":"sales/in/x.json","reason":"line 1: not valid JSON"}');
+      const counted = await status({ store: rt.store, warehouse: undefined });
+      assert.equal(counted.files.sales.failed, 0);
+      await assert.rejects(replay(sidecar, rt, settings), /replay takes a file under/);
+      assert.ok(await rt.store.stat(sidecar), 'left where it is');
+    }));
 });

@@ -103,8 +103,31 @@ describe('claims in processing/', () => {
       found.map((f) => f.claim.name),
       ['a.json', 'x.rows.ndjson'],
     );
-    const keys = new Set(['sales/failed/x/a.json']);
-    assert.equal(isCompanion('sales/failed/x/a.json.error.json', keys), true);
-    assert.equal(isCompanion('sales/in/a.error.json', keys), false);
+  });
+
+  test('a sidecar is one only in failed/: beside its file, or alone with no sidecar of its own', () => {
+    const failed = 'sales/failed/2025/07/19/10h';
+    const keys = new Set([
+      `${failed}/a.json`,
+      `${failed}/a.json.error.json`,
+      `${failed}/b.error.json`,
+      `${failed}/b.error.json.error.json`,
+      'sales/in/c.json',
+      'sales/in/c.json.error.json',
+    ]);
+    assert.equal(isCompanion(`${failed}/a.json.error.json`, keys), true);
+    // A data file named like a sidecar, failed with its own sidecar: a file.
+    assert.equal(isCompanion(`${failed}/b.error.json`, keys), false);
+    assert.equal(isCompanion(`${failed}/b.error.json.error.json`, keys), true);
+    // A sidecar a replay cut short left alone: still a sidecar, not a failed file.
+    assert.equal(isCompanion(`${failed}/d.json.error.json`, new Set([`${failed}/d.json.error.json`])), true);
+    // Outside failed/ the name means nothing: two arrivals.
+    assert.equal(isCompanion('sales/in/c.json.error.json', keys), false);
+    assert.equal(
+      isCompanion('sales/archive/20250719/c.json.error.json', new Set(['sales/archive/20250719/c.json'])),
+      false,
+    );
+    // A rows file only in processing/ beside its claim.
+    assert.equal(isCompanion('sales/in/x.rows.ndjson', new Set(['sales/in/x'])), false);
   });
 });
