@@ -147,20 +147,34 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
     renameSync(tmp, paths.snapshot);
     lastWrite = Date.now();
   };
+  let closed = false;
+  /** A read asked for while one was under way: it runs once that one ends (the work moved on). */
+  let again = false;
   const refresh = (): Promise<void> => {
+    if (closed) return Promise.resolve();
+    if (refreshing) {
+      again = true;
+      return refreshing;
+    }
     lastRefresh = Date.now();
-    refreshing ??= warehouse
+    refreshing = warehouse
       .status()
       .then((current) => {
+        if (closed) return; // the snapshot went with the warehouse
         figures = current;
         figuresAt = new Date().toISOString();
         writeSnapshot();
       })
-      .catch((error: unknown) =>
-        logger.log('WARNING', 'could not write the status snapshot', { reason: String(error) }),
-      )
+      .catch((error: unknown) => {
+        // A read queued before close finds the connection gone: nothing to report then.
+        if (!closed) logger.log('WARNING', 'could not write the status snapshot', { reason: String(error) });
+      })
       .finally(() => {
         refreshing = undefined;
+        if (again && !closed) {
+          again = false;
+          refreshSoon();
+        }
       });
     return refreshing;
   };
@@ -205,6 +219,7 @@ export async function openLocalRuntime(home: string, logger: Logger): Promise<Lo
     },
     snapshot: refresh,
     close: () => {
+      closed = true;
       clearTimeout(trailing);
       rmSync(paths.snapshot, { force: true });
       warehouse.close();

@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import {
@@ -377,4 +378,19 @@ describe('the loader on the local runtime', () => {
       await assert.rejects(replay(sidecar, rt, settings), /replay takes a file under/);
       assert.ok(await rt.store.stat(sidecar), 'left where it is');
     }));
+
+  test('closing the runtime while a status snapshot read is queued: no warning, no snapshot left behind', async () => {
+    await using dir = await tempDir();
+    const logger = new MemoryLogger();
+    const runtime = await openLocalRuntime(dir.path, logger);
+    const pending = runtime.snapshot(); // queued in the warehouse behind nothing, not yet run
+    runtime.close();
+    await pending;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.deepEqual(
+      logger.entries.filter((e) => e.severity === 'WARNING'),
+      [],
+    );
+    assert.equal(existsSync(join(dir.path, 'status.json')), false);
+  });
 });
