@@ -33,19 +33,30 @@ export const ROWS_BATCH_CHARS = 2 ** 16;
 /** At most this many new field names are reported (schema.drift) for one file. */
 export const MAX_DRIFT_FIELDS = 200;
 /**
- * A new field's path is reported with at most this many characters (a JSON key may be as long as
- * a record): 200 of them fit one schema.drift log entry, whose message and `fields` both list
- * them, under Cloud Logging's 256 KB per entry (https://cloud.google.com/logging/quotas), and the
- * event far under Pub/Sub's 10 MB per message (https://cloud.google.com/pubsub/quotas).
+ * A new field's path is reported in at most this many bytes as JSON text (UTF-8, escapes
+ * included; a JSON key may be as long as a record): 200 of them, listed twice in one schema.drift
+ * log entry (its message and `fields`), stay far under Cloud Logging's 256 KB per entry
+ * (https://cloud.google.com/logging/quotas), and the event under Pub/Sub's 10 MB per message
+ * (https://cloud.google.com/pubsub/quotas).
  */
-export const MAX_DRIFT_FIELD_CHARS = 256;
+export const MAX_DRIFT_FIELD_BYTES = 256;
+
+/** The size of `text` written as a JSON string, in UTF-8 bytes. */
+const jsonBytes = (text: string) => Buffer.byteLength(JSON.stringify(text));
 
 /**
- * A field path as the drift report and ops.schema_fields carry it: itself when short enough,
- * otherwise its start, `…` and a digest of the whole (two long names that share a start stay apart).
+ * A field path as the drift report and ops.schema_fields carry it: itself when small enough,
+ * otherwise its start (whole characters), `…` and a digest of the whole, so two long names that
+ * share a start stay apart.
  */
 export function driftFieldPath(path: string): string {
-  if (path.length <= MAX_DRIFT_FIELD_CHARS) return path;
+  if (jsonBytes(path) <= MAX_DRIFT_FIELD_BYTES) return path;
   const digest = createHash('sha256').update(path).digest('hex').slice(0, 12);
-  return `${path.slice(0, MAX_DRIFT_FIELD_CHARS - 14)}…${digest}`;
+  const room = MAX_DRIFT_FIELD_BYTES - jsonBytes(`…${digest}`);
+  let start = '';
+  for (const character of path) {
+    if (jsonBytes(start + character) > room) break;
+    start += character;
+  }
+  return `${start}…${digest}`;
 }

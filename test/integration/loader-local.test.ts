@@ -341,8 +341,9 @@ describe('the loader on the local runtime', () => {
   test('new fields are reported bounded: at most 200 per file, a long name cut to its start and a digest', () =>
     withRuntime(async (rt, home) => {
       const long = `x${'y'.repeat(20_000)}`;
+      const wide = `\u{1F600}${'\u00e9'.repeat(300)}\u0001`; // 4-byte, 2-byte and escaped characters
       const extras = Object.fromEntries(Array.from({ length: 300 }, (_, i) => [`f${i}`, i]));
-      const line = JSON.stringify({ ...JSON.parse(SALE(1)), [long]: 1, ...extras });
+      const line = JSON.stringify({ ...JSON.parse(SALE(1)), [long]: 1, [wide]: 2, ...extras });
       const info = await rt.store.write('sales/in/wide.json', `${line}\n`);
       const outcome = await ingestObject(
         { bucket: 'b', name: 'sales/in/wide.json', generation: info.generation },
@@ -355,11 +356,12 @@ describe('the loader on the local runtime', () => {
       const fields = (drift?.data.fields ?? []) as string[];
       assert.equal(fields.length, 200);
       assert.ok(
-        fields.every((f) => f.length <= 256),
-        'every path at most 256 characters',
+        fields.every((f) => Buffer.byteLength(JSON.stringify(f)) <= 256 && !/\p{Cs}/u.test(f)),
+        'every path at most 256 bytes of JSON, in whole characters',
       );
       const cut = fields.find((f) => f.startsWith('xyyy'));
       assert.match(cut ?? '', /^xy+…[0-9a-f]{12}$/);
+      assert.match(fields.find((f) => f.startsWith('\u{1F600}')) ?? '', /^\u{1F600}\u00e9+…[0-9a-f]{12}$/u);
       // The row keeps the whole name in extras: only the report is cut.
       const [row] = await rt.warehouse.query('SELECT json_keys(extras) AS k FROM raw.sales');
       assert.ok(JSON.stringify(row?.k).includes(long));
