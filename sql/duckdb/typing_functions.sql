@@ -90,14 +90,21 @@ END)[1];
 -- A datetime in one of the API's forms ("2025-07-19T10:15:00Z", "...+02:00", "...00.123Z",
 -- naive "2025-07-19 10:15:00" meaning UTC), converted to UTC and stored without zone.
 -- The session time zone is UTC, so a naive value is read as UTC. Held to what BigQuery's
--- TIMESTAMP takes, where DuckDB takes more: the hour 24 (DuckDB reads the next day) and a
--- moment outside 0001-01-01 to 9999-12-31 UTC (year 0000, or an offset crossing either end) are
--- refused. (TIMESTAMP's range: cloud.google.com/bigquery/docs/reference/standard-sql/data-types#timestamp_type)
-CREATE OR REPLACE MACRO rp_datetime(x) AS
-  CASE WHEN regexp_full_match(rp_trim(x),
-              '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?(Z|[+-][0-9]{2}:[0-9]{2})?')
-       THEN list_transform([CAST(TRY_CAST(rp_trim(x) AS TIMESTAMPTZ) AS TIMESTAMP)],
-                           t -> CASE WHEN year(t) BETWEEN 1 AND 9999 THEN t END)[1] END;
+-- SAFE_CAST to TIMESTAMP takes (the ZetaSQL parity test compares them form by form), where
+-- DuckDB alone differs: the hour 24 (DuckDB reads the next day), an offset beyond ±14:00 or with
+-- a 60th minute, and a moment outside 0001-01-01 to 9999-12-31 UTC (year 0000, or an offset
+-- crossing either end) are refused; a 60th second, which DuckDB refuses, is read as the first
+-- second of the next minute, as BigQuery reads it.
+-- (TIMESTAMP's range: cloud.google.com/bigquery/docs/reference/standard-sql/data-types#timestamp_type)
+CREATE OR REPLACE MACRO rp_datetime(x) AS list_transform([rp_trim(x)], t ->
+  CASE WHEN regexp_full_match(t,
+              '[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,6})?(Z|[+-](0[0-9]|1[0-3]):[0-5][0-9]|[+-]14:00)?')
+       THEN list_transform(
+              [CAST(TRY_CAST(CASE WHEN substr(t, 18, 2) = '60' THEN substr(t, 1, 17) || '59' || substr(t, 20) ELSE t END
+                             AS TIMESTAMPTZ) AS TIMESTAMP)
+               + CASE WHEN substr(t, 18, 2) = '60' THEN INTERVAL 1 SECOND ELSE INTERVAL 0 SECOND END],
+              v -> CASE WHEN year(v) BETWEEN 1 AND 9999 THEN v END)[1]
+  END)[1];
 
 -- A present key: not NULL and not blank.
 CREATE OR REPLACE MACRO rp_blank(x) AS x IS NULL OR rp_trim(x) = '';

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bigQueryScript } from '../../functions/adapters/gcp/sql-files.js';
+import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
 import { VIEWS } from '../../functions/core/schema.js';
 import { analyzeScript, evaluateScript, schemaTables, type Tables } from '../helpers/bigquery-script.js';
 import { type GoldenFixture, givenTables, loadFixtures } from '../helpers/golden.js';
@@ -180,5 +182,68 @@ describe('GoogleSQL evaluated by the ZetaSQL reference evaluator against the gol
         're-running changed a table',
       );
     });
+  }
+});
+
+test('a datetime is read the same by both typing rules, form by form (ZetaSQL and DuckDB)', async () => {
+  // The GoogleSQL expression as ods_sales.sql writes it, applied to each form.
+  const script = readFileSync(join(BIGQUERY, 'ods_sales.sql'), 'utf8');
+  const from = script.indexOf('IF(REGEXP_CONTAINS(TRIM(datetime');
+  const expression = script.slice(from, script.indexOf(' AS t_datetime', from));
+  assert.ok(from > 0 && expression.includes('SAFE_CAST'), 'found the datetime rule in ods_sales.sql');
+  const forms = [
+    '2025-07-19T10:15:00Z',
+    ' 2025-07-19 10:15:00 ',
+    '2025-07-19T10:15:00.123456+02:00',
+    '2025-07-19T10:15:00+14:00',
+    '2025-07-19T10:15:00-14:00',
+    '2025-07-19T10:15:00+14:01',
+    '2025-07-19T10:15:00+14:59',
+    '2025-07-19T10:15:00-14:01',
+    '2025-07-19T10:15:00+15:00',
+    '2025-07-19T10:15:00+05:60',
+    '2025-07-19T10:15:60Z',
+    '2025-07-19T23:59:60Z',
+    '2025-07-19T23:59:60.5Z',
+    '2025-07-19T10:60:00Z',
+    '2025-07-19T24:00:00Z',
+    '2025-02-29T10:00:00Z',
+    '2024-02-29T10:00:00Z',
+    '0000-07-19T10:00:00Z',
+    '0001-01-01T00:30:00+01:00',
+    '9999-12-31T23:30:00-01:00',
+    '2025-7-19T10:15:00Z',
+  ];
+  const google = await evaluate(
+    `SELECT x, CAST(${expression.replaceAll('datetime', 'x')} AS STRING) AS t FROM UNNEST(@forms) AS x WITH OFFSET AS i ORDER BY i`,
+    {},
+    { forms: { type: 'ARRAY<STRING>', value: forms } },
+  );
+  const duck = await DuckDbWarehouse.open({
+    path: ':memory:',
+    sqlDir: DUCKDB,
+    rowsFile: async () => {
+      throw new Error('nothing to load');
+    },
+  });
+  try {
+    const list = forms.map((f) => `'${f}'`).join(', ');
+    const rows = await duck.query(
+      `SELECT x, strftime(rp_datetime(x), '%Y-%m-%d %H:%M:%S.%f') AS t FROM unnest([${list}]) WITH ORDINALITY AS f(x, i) ORDER BY i`,
+    );
+    // One spelling for both: a space before the time, no trailing zeros in the fraction.
+    const same = (t: unknown) =>
+      t === null || t === undefined
+        ? null
+        : String(t)
+            .replace('T', ' ')
+            .replace(/(\.\d*?)0+$/, '$1')
+            .replace(/\.$/, '');
+    assert.deepEqual(
+      rows.map((r) => [r.x, same(r.t)]),
+      google.map((r) => [r.x, same(r.t)]),
+    );
+  } finally {
+    duck.close();
   }
 });
