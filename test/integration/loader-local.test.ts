@@ -395,4 +395,22 @@ describe('the loader on the local runtime', () => {
     );
     assert.equal(existsSync(join(dir.path, 'status.json')), false);
   });
+
+  test('closing while a warehouse read is running waits for it (closing under a running query hangs or crashes the process)', async () => {
+    await using dir = await tempDir();
+    for (let ticks = 0; ticks < 6; ticks++) {
+      const runtime = await openLocalRuntime(dir.path, new MemoryLogger());
+      const read = runtime.warehouse.status().then(
+        () => 'read',
+        (error: Error) => error.message,
+      );
+      for (let i = 0; i < ticks; i++) await new Promise((resolve) => setImmediate(resolve));
+      runtime.close();
+      assert.match(await read, /^(read|the warehouse is closed)$/);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    // Closed for good: the next process opens it.
+    const again = await openLocalRuntime(dir.path, new MemoryLogger());
+    again.close();
+  });
 });

@@ -49,6 +49,9 @@ const DUCKDB_MAX_OBJECT_BYTES = 3 * LOADER_MAX_LINE_CHARS + 4096;
 
 export class DuckDbWarehouse implements Warehouse {
   private queue: Promise<unknown> = Promise.resolve();
+  /** An operation is running (between its first and its last call into DuckDB). */
+  private running = false;
+  private closing = false;
 
   private constructor(
     private readonly instance: DuckDBInstance,
@@ -182,14 +185,34 @@ export class DuckDbWarehouse implements Warehouse {
     }
   }
 
+  /**
+   * Closes the warehouse; an operation still running finishes first. Closing DuckDB while a query
+   * runs deadlocks the process (Node 24) or crashes it (Node 20), with @duckdb/node-api 1.5: a
+   * status read the snapshot had started as a command ended did exactly that. Operations asked
+   * for after close are refused.
+   */
   close(): void {
-    this.connection.closeSync();
-    this.instance.closeSync();
+    if (this.closing) return;
+    this.closing = true;
+    const closeNow = () => {
+      this.connection.closeSync();
+      this.instance.closeSync();
+    };
+    if (this.running) void this.queue.then(closeNow);
+    else closeNow();
   }
 
-  /** Runs `work` after every earlier operation, never two at once. */
+  /** Runs `work` after every earlier operation, never two at once; none once closed. */
   private exclusive<T>(work: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(work);
+    const result = this.queue.then(async () => {
+      if (this.closing) throw new TerminalError('the warehouse is closed');
+      this.running = true;
+      try {
+        return await work();
+      } finally {
+        this.running = false;
+      }
+    });
     this.queue = result.catch(() => undefined);
     return result;
   }
