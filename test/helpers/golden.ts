@@ -1,5 +1,6 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
 
 /**
  * A golden fixture: tables as given, the SQL steps run (in order, each with its `now`), and the
@@ -59,4 +60,15 @@ export function givenTables(run: GoldenRun): Record<string, Record<string, unkno
     out['ops.loads'] = [...(out['ops.loads'] ?? []), ...loads.values()];
   }
   return out;
+}
+
+/** The local warehouse with the repository's DuckDB SQL, for SQL tests that load no file (`:memory:` unless a path). */
+export function openSqlWarehouse(path = ':memory:'): Promise<DuckDbWarehouse> {
+  return DuckDbWarehouse.open({
+    path,
+    sqlDir: fileURLToPath(new URL('../../sql/duckdb/', import.meta.url)),
+    rowsFile: async () => {
+      throw new Error('a SQL test loads no file');
+    },
+  });
 }

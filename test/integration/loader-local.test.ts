@@ -51,6 +51,20 @@ function spying(store: ObjectStore, calls: string[]): ObjectStore {
   });
 }
 
+/**
+ * The claim a loader makes before it crashes: `sales/in/{path}` written, then moved into
+ * processing/ under its generation, the path under in/ kept in the claim key.
+ */
+async function claimLeftByCrash(store: ObjectStore, path: string, body: string): Promise<string> {
+  const written = await store.write(`sales/in/${path}`, body);
+  const claim = claimKey('sales', written.generation, path);
+  await store.move(`sales/in/${path}`, claim, {
+    ifSourceGenerationMatch: written.generation,
+    ifDestinationAbsent: true,
+  });
+  return claim;
+}
+
 describe('the loader on the local runtime', () => {
   test('two deliveries of the same event at once: one load; the other is a duplicate or comes back later', () =>
     withRuntime(async (rt, home) => {
@@ -119,12 +133,7 @@ describe('the loader on the local runtime', () => {
 
   test('a subfolder file claimed, then left by a crash, is recovered as what it was: failed, never loaded under another name', () =>
     withRuntime(async (rt) => {
-      const written = await rt.store.write('sales/in/nested/a.json', '{"id": 1}\n');
-      // The claim a loader makes before it crashes: the path under in/ is kept in the claim key.
-      await rt.store.move('sales/in/nested/a.json', claimKey('sales', written.generation, 'nested/a.json'), {
-        ifSourceGenerationMatch: written.generation,
-        ifDestinationAbsent: true,
-      });
+      await claimLeftByCrash(rt.store, 'nested/a.json', '{"id": 1}\n');
       const [outcome, ...more] = await recoverClaims(rt, settings, ['sales']);
       assert.equal(more.length, 0);
       assert.equal(outcome?.status, 'failed');
@@ -295,11 +304,7 @@ describe('the loader on the local runtime', () => {
 
   test('a file named like a rows file, claimed and left by a crash, is finished, not left in processing/', () =>
     withRuntime(async (rt) => {
-      const written = await rt.store.write('sales/in/x.rows.ndjson', `${SALE(1)}\n`);
-      await rt.store.move('sales/in/x.rows.ndjson', claimKey('sales', written.generation, 'x.rows.ndjson'), {
-        ifSourceGenerationMatch: written.generation,
-        ifDestinationAbsent: true,
-      });
+      await claimLeftByCrash(rt.store, 'x.rows.ndjson', `${SALE(1)}\n`);
       const [outcome, ...more] = await recoverClaims(rt, settings, ['sales']);
       assert.equal(more.length, 0);
       assert.equal(outcome?.status, 'failed');
@@ -310,12 +315,7 @@ describe('the loader on the local runtime', () => {
 
   test('a claim and its rows file left by a crash: the claim is finished once, the rows file is not taken for a claim', () =>
     withRuntime(async (rt) => {
-      const written = await rt.store.write('sales/in/a.json', `${SALE(1)}\n`);
-      const claim = claimKey('sales', written.generation, 'a.json');
-      await rt.store.move('sales/in/a.json', claim, {
-        ifSourceGenerationMatch: written.generation,
-        ifDestinationAbsent: true,
-      });
+      const claim = await claimLeftByCrash(rt.store, 'a.json', `${SALE(1)}\n`);
       await rt.store.write(rowsKeyOf(claim), 'half a rows file');
       const outcomes = await recoverClaims(rt, settings, ['sales']);
       assert.deepEqual(

@@ -6,7 +6,13 @@ import { fileURLToPath } from 'node:url';
 import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
 import { duckDbType } from '../../functions/core/schema.js';
 import { tempDir } from '../helpers/fakes.js';
-import { type GoldenFixture, type GoldenRun, givenTables, loadFixtures } from '../helpers/golden.js';
+import {
+  type GoldenFixture,
+  type GoldenRun,
+  givenTables,
+  loadFixtures,
+  openSqlWarehouse,
+} from '../helpers/golden.js';
 import { canonicalRow, sortRows, tableNamed, tableRows } from '../helpers/rows.js';
 
 const SQL_DIR = fileURLToPath(new URL('../../sql/duckdb/', import.meta.url));
@@ -94,13 +100,7 @@ describe('DuckDB SQL against the golden fixtures', () => {
 });
 
 test('the mart discount takes the same value by its fast path as by the exact NUMERIC computation', async () => {
-  const warehouse = await DuckDbWarehouse.open({
-    path: ':memory:',
-    sqlDir: SQL_DIR,
-    rowsFile: async () => {
-      throw new Error('nothing to load');
-    },
-  });
+  const warehouse = await openSqlWarehouse();
   try {
     const cents = (x: string) => `CAST(${x} AS DECIMAL(38, 9)) * CAST(0.01 AS DECIMAL(3, 2))`;
     const nanos = (x: string) => `CAST(${x} AS DECIMAL(38, 9)) * CAST(0.000000001 AS DECIMAL(10, 9))`;
@@ -143,14 +143,7 @@ test('the mart discount takes the same value by its fast path as by the exact NU
 test('a warehouse from an earlier version gains the columns added since, and its mart is rebuilt when it lacked sale_id', async () => {
   await using dir = await tempDir();
   const path = join(dir.path, 'warehouse.duckdb');
-  const open = () =>
-    DuckDbWarehouse.open({
-      path,
-      sqlDir: SQL_DIR,
-      rowsFile: async () => {
-        throw new Error('nothing to load');
-      },
-    });
+  const open = () => openSqlWarehouse(path);
   const old = await open();
   try {
     // As an earlier version left it: no dmt.sales_items.sale_id, one mart row, one ods sale.

@@ -4,10 +4,9 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { bigQueryScript } from '../../functions/adapters/gcp/sql-files.js';
-import { DuckDbWarehouse } from '../../functions/adapters/local/duckdb-warehouse.js';
 import { VIEWS } from '../../functions/core/schema.js';
 import { analyzeScript, evaluateScript, schemaTables, type Tables } from '../helpers/bigquery-script.js';
-import { type GoldenFixture, givenTables, loadFixtures } from '../helpers/golden.js';
+import { type GoldenFixture, givenTables, loadFixtures, openSqlWarehouse } from '../helpers/golden.js';
 import { canonicalRow, sortRows, tableNamed } from '../helpers/rows.js';
 import { evaluate, startServer, stopServer } from '../helpers/zetasql.mjs';
 
@@ -219,13 +218,7 @@ test('a datetime is read the same by both typing rules, form by form (ZetaSQL an
     {},
     { forms: { type: 'ARRAY<STRING>', value: forms } },
   );
-  const duck = await DuckDbWarehouse.open({
-    path: ':memory:',
-    sqlDir: DUCKDB,
-    rowsFile: async () => {
-      throw new Error('nothing to load');
-    },
-  });
+  const duck = await openSqlWarehouse();
   try {
     const list = forms.map((f) => `'${f}'`).join(', ');
     const rows = await duck.query(
