@@ -207,11 +207,12 @@ export async function requeue(
   ports: Pick<IngestPorts, 'store' | 'logger'>,
 ): Promise<{ key: string; generation: string }> {
   const parsed = parseObjectKey(object);
-  // A sidecar is not replayed; a data file merely named so is (see isCompanion).
-  const beside = [companionOf(object), errorSidecarKey(object)];
+  // A sidecar is not replayed; a data file merely named so is (see isCompanion, which needs the
+  // objects beside it: only for such a name are they looked up).
   const listed = new Set<string>();
-  if (object.endsWith('.error.json'))
-    for (const key of beside) if (key && (await ports.store.stat(key))) listed.add(key);
+  const owner = companionOf(object);
+  if (owner !== undefined)
+    for (const key of [owner, errorSidecarKey(object)]) if (await ports.store.stat(key)) listed.add(key);
   if (!parsed || (parsed.state !== 'failed' && parsed.state !== 'archive') || isCompanion(object, listed)) {
     throw new UsageError(
       `replay takes a file under {entity}/failed/ or {entity}/archive/, e.g. sales/failed/2025/07/19/10h/x.json; not "${object}"`,

@@ -6,7 +6,7 @@ import { BigQueryWarehouse } from '../../functions/adapters/gcp/bigquery-warehou
 import { rawLoadJobId } from '../../functions/core/bigquery-load.js';
 import { TerminalError, TransientError } from '../../functions/core/errors.js';
 import type { RawLoad } from '../../functions/ports/warehouse.js';
-import { schemaTables } from '../helpers/bigquery-script.js';
+import { schemaCatalog } from '../helpers/bigquery-script.js';
 import {
   decodeQueryParameters,
   type FakeBigQuery,
@@ -211,7 +211,7 @@ describe('BigQueryWarehouse requests', () => {
       ),
     }));
     assert.ok(sent.length >= 11, `${sent.length} queries`);
-    const tables = Object.fromEntries([...schemaTables()].map(([name, t]) => [name, { columns: t.columns }]));
+    const tables = schemaCatalog();
     await startServer();
     try {
       for (const { sql, params } of sent) {

@@ -196,6 +196,11 @@ const ROWID = '__rowid';
  */
 const ONE_SOURCE_ROW = 'UPDATE/MERGE must match at most one source row for each target row';
 
+/** The schema's tables as an analyzer catalog: columns only, no rows. */
+export function schemaCatalog(): Record<string, ZetaTable> {
+  return Object.fromEntries([...schemaTables()].map(([name, t]) => [name, { columns: t.columns }]));
+}
+
 function asObject(tables: Tables, withRowId?: string): Record<string, ZetaTable> {
   const out: Record<string, ZetaTable> = {};
   for (const [name, t] of tables) {

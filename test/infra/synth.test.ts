@@ -20,7 +20,7 @@ import { promqlName } from '../../infra/constructs/dashboard.js';
 import { FUNCTION_NODE_MAJOR, prepareFunctionSource } from '../../infra/function-source.js';
 import { ENVIRONMENTS, STATE_BUCKET_ENV, stateBucketFrom, synthApp } from '../../infra/main.js';
 import { REQUIRED_APIS } from '../../infra/stack.js';
-import { schemaTables } from '../helpers/bigquery-script.js';
+import { schemaCatalog } from '../helpers/bigquery-script.js';
 import { tempDir } from '../helpers/fakes.js';
 import { analyze, startServer, stopServer } from '../helpers/zetasql.mjs';
 
@@ -791,7 +791,7 @@ describe("the operators' console: dashboard, alert recipients, runbooks", () => 
     const sql = operatorSql();
     assert.ok(sql.length >= 8, `${sql.length} queries`);
     // The catalog: every table of the schema, as the parity checks build it.
-    const tables = Object.fromEntries([...schemaTables()].map(([name, t]) => [name, { columns: t.columns }]));
+    const tables = schemaCatalog();
     const check = async (query: string) => (await analyze(query.trim().replace(/;$/, ''), tables)).error;
     await startServer();
     try {
