@@ -429,7 +429,7 @@ export const COMMAND_SPECS: Record<Command, CommandSpec> = {
     summary:
       'move a failed/ (or archive/) object, e.g. sales/failed/2025/07/19/10h/x.json, back to in/ and process it',
     detail:
-      'With gs://BUCKET/OBJECT, moves it back to in/ of the deployed bucket; its arrival event loads it (watch file.loaded / file.failed).',
+      'With gs://BUCKET/OBJECT, moves it back to in/ of the deployed bucket; its arrival event loads it (watch file.loaded / file.failed). A file set aside under a shortened name (ending .name-too-long) is refused: rename it shorter and upload it to in/.',
     options: ['home', 'max-file-bytes', 'log-format', 'log-level'],
     positionals: ['OBJECT'],
   },
